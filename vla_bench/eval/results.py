@@ -1,0 +1,96 @@
+"""The results schema: `episodes.jsonl` (one row per finished episode) and `results.json` (everything, derived)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import platform
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+from vla_bench import __version__
+from vla_bench.eval.metrics import summarize
+
+EPISODES_FILE = "episodes.jsonl"
+RESULTS_FILE = "results.json"
+SCHEMA_VERSION = 1
+_VERSIONED = ("numpy", "torch", "libero", "robosuite", "mujoco")
+
+
+def load_episode_rows(path: Path) -> list[dict]:
+    """Rows of an episodes file; a torn last line (killed mid-write) is skipped. Later rows replace earlier ones."""
+    rows: dict[tuple, dict] = {}
+    if not path.exists():
+        return []
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        rows[(r["suite"], r["task_index"], r["init_index"])] = r
+    return list(rows.values())
+
+
+def package_versions() -> dict:
+    versions = {"vla-bench": __version__, "python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_revision() -> str | None:
+    """The commit of the vla-bench source tree, with '+dirty' when it has local changes; None outside git."""
+    src = Path(__file__).resolve().parent
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5)
+        if rev.returncode:
+            return None
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=src,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return rev.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def throughput(rows: list[dict], wall_seconds: float) -> dict:
+    """Env steps per second (whole run, and inside episodes per worker) and the share of episode time rendering."""
+    steps = sum(r.get("physics_steps", 0) for r in rows)
+    busy = sum(r.get("seconds", 0.0) for r in rows)
+    render = sum(r.get("render_seconds", 0.0) for r in rows)
+    return {"env_steps": steps, "wall_seconds": round(wall_seconds, 3),
+            "env_steps_per_s": round(steps / wall_seconds, 3) if wall_seconds > 0 else None,
+            "env_steps_per_s_per_worker": round(steps / busy, 3) if busy > 0 else None,
+            "render_share": round(render / busy, 4) if busy > 0 else None}
+
+
+def write_results(run_dir: Path, config, rows: list[dict], wall_seconds: float, complete: bool) -> dict:
+    rows = sorted(rows, key=lambda r: (r["suite"], r["task_index"], r["init_index"]))
+    results = {
+        "schema_version": SCHEMA_VERSION,
+        "complete": complete,
+        "config": asdict(config),
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "seeds": {"base": config.seed, "per_episode": "crc32(base/suite/task/init) & 0x7fffffff"},
+        "metrics": summarize(rows),
+        "throughput": throughput(rows, wall_seconds),
+        "episodes": rows,
+    }
+    tmp = run_dir / (RESULTS_FILE + ".tmp")
+    tmp.write_text(json.dumps(results, indent=1))
+    tmp.replace(run_dir / RESULTS_FILE)  # atomic: a reader never sees half a file
+    return results
+
+
+def load_results(path: str | Path) -> dict:
+    """results.json from a run directory or the file itself."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / RESULTS_FILE
+    if not p.is_file():
+        raise FileNotFoundError(f"no results at {p}")
+    return json.loads(p.read_text())

@@ -1,0 +1,49 @@
+"""The Policy protocol every policy implements (scripted, learned, remote) and the policy registry."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from vla_bench.actions import NormStats
+from vla_bench.adapter import ActionChunk, Observation
+from vla_bench.embodiment import EmbodimentSpec
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Observation -> ActionChunk. Attributes tell the harness what to prepare."""
+
+    embodiment: EmbodimentSpec
+    norm_stats: NormStats | None  # un-normalizes the chunk's actions; None: the chunk is in native units
+    needs_images: bool  # False lets the env skip rendering entirely
+    needs_privileged: bool  # True: Observation.privileged carries the simulator handle
+
+    def reset(self, seed: int) -> None:
+        """Start a new episode; `seed` makes stochastic policies reproducible."""
+
+    def act(self, obs: Observation) -> ActionChunk:
+        """Predict the next chunk of actions."""
+
+
+# name -> "module:factory"; factories take (embodiment, **options). Imported lazily.
+POLICIES: dict[str, str] = {
+    "zero": "vla_bench.policies.simple:ZeroPolicy",
+    "random": "vla_bench.policies.simple:RandomPolicy",
+    "scripted": "vla_bench.policies.scripted:make_scripted_policy",
+}
+
+
+def _load(target: str):
+    module, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def make_policy(name: str, embodiment: EmbodimentSpec, **options) -> Policy:
+    """Build a policy by registered name, or from a checkpoint directory."""
+    if name in POLICIES:
+        return _load(POLICIES[name])(embodiment, **options)
+    if Path(name).is_dir():
+        return _load("vla_bench.policies.flow_vla.policy:load_policy")(name, embodiment, **options)
+    raise ValueError(f"unknown policy {name!r}: use one of {', '.join(POLICIES)} or a checkpoint directory")
