@@ -139,5 +139,10 @@ for _spec in (
         mobile_base=True, action_names=("dx", "dy", "dtheta"), view_tags=("ego",), state_dim=0,
         notes="R2R-CE / RxR-CE waypoints in the robot frame",
     ),
+    EmbodimentSpec(
+        name="toy_point", robot_tag="a point robot", arms=1, control_hz=10, chunk_size=8,
+        action_names=("dx", "dy", "dz", "gripper"), view_tags=("cam_front",), state_dim=7, binary_channels=(3,),
+        notes="vla_bench.envs.toy: a micro-env for tests; state = position 3 + target 3 + gripper 1",
+    ),
 ):
     register_embodiment(_spec)

@@ -13,8 +13,9 @@ SUITES: dict[str, str] = {
     "libero_goal": "vla_bench.envs.libero",
     "libero_10": "vla_bench.envs.libero",
     "libero_90": "vla_bench.envs.libero",
+    "toy_reach": "vla_bench.envs.toy",
 }
-ENV_CLASSES: dict[str, str] = {"vla_bench.envs.libero": "LiberoTaskEnv"}
+ENV_CLASSES: dict[str, str] = {"vla_bench.envs.libero": "LiberoTaskEnv", "vla_bench.envs.toy": "ToyReachEnv"}
 # Names that stand for several suites.
 SUITE_GROUPS: dict[str, tuple[str, ...]] = {
     "libero": ("libero_spatial", "libero_object", "libero_goal", "libero_10"),

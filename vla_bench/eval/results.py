@@ -32,6 +32,16 @@ def load_episode_rows(path: Path) -> list[dict]:
     return list(rows.values())
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a kill mid-write), so rows appended later start on a line of their own."""
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with path.open("r+b") as f:
+            f.truncate(data.rfind(b"\n") + 1)
+
+
 def package_versions() -> dict:
     versions = {"vla-bench": __version__, "python": platform.python_version()}
     for name in _VERSIONED:

@@ -25,8 +25,8 @@ from vla_bench.adapter import ActionAdapter
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.registry import expand_suites, list_tasks, make_task_env
 from vla_bench.eval.episode import EpisodeSpec, episode_seed, run_episode
-from vla_bench.eval.results import EPISODES_FILE, load_episode_rows, write_results
-from vla_bench.policies.base import make_policy
+from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, write_results
+from vla_bench.policies.base import make_policy, policy_factory
 
 
 @dataclass
@@ -148,6 +148,7 @@ def _prepare_run_dir(config: EvalConfig, resume: bool) -> tuple[Path, list[dict]
         if saved["identity"] != config.identity():
             raise ValueError(f"{cfg_path} was written by a different evaluation config; cannot resume it:\n"
                              f"saved {saved['identity']}\nnow   {config.identity()}")
+        drop_torn_tail(episodes_path)
         rows = load_episode_rows(episodes_path)
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg_path.write_text(json.dumps({"config": asdict(config), "identity": config.identity()}, indent=1))
@@ -157,6 +158,7 @@ def _prepare_run_dir(config: EvalConfig, resume: bool) -> tuple[Path, list[dict]
 def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) -> dict:
     """Run (or finish) an evaluation; return the results dict also written to `<run dir>/results.json`."""
     specs = plan_episodes(config)  # validates suites, tasks and init indices before anything starts
+    policy_factory(config.policy)
     run_dir, rows = _prepare_run_dir(config, resume)
     finished = {(r["suite"], r["task_index"], r["init_index"]) for r in rows if not r.get("error")}
     todo = [s for s in specs if s.key not in finished]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -40,10 +41,24 @@ def _load(target: str):
     return getattr(importlib.import_module(module), attr)
 
 
-def make_policy(name: str, embodiment: EmbodimentSpec, **options) -> Policy:
-    """Build a policy by registered name, or from a checkpoint directory."""
+def policy_factory(name: str):
+    """The factory behind a policy name: registered name, checkpoint directory, or "module:factory" of your own.
+
+    Resolving it is cheap (no model is built), so the runner checks the name before starting any worker.
+    """
     if name in POLICIES:
-        return _load(POLICIES[name])(embodiment, **options)
+        return _load(POLICIES[name])
     if Path(name).is_dir():
-        return _load("vla_bench.policies.flow_vla.policy:load_policy")(name, embodiment, **options)
-    raise ValueError(f"unknown policy {name!r}: use one of {', '.join(POLICIES)} or a checkpoint directory")
+        return functools.partial(_load("vla_bench.policies.flow_vla.policy:load_policy"), name)
+    if ":" in name and "://" not in name:
+        try:
+            return _load(name)
+        except (ImportError, AttributeError) as e:
+            raise ValueError(f"cannot load policy factory {name!r}: {e}") from e
+    raise ValueError(f"unknown policy {name!r}: use one of {', '.join(POLICIES)}, a checkpoint directory "
+                     "or 'package.module:factory'")
+
+
+def make_policy(name: str, embodiment: EmbodimentSpec, **options) -> Policy:
+    """Build the policy `name` (see `policy_factory`) for an embodiment."""
+    return policy_factory(name)(embodiment, **options)

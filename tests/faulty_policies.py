@@ -1,0 +1,53 @@
+"""Policies that misbehave on purpose, loaded by worker processes as "tests.faulty_policies:<name>"."""
+
+import os
+import time
+
+import numpy as np
+
+from vla_bench.actions import pad_actions
+from vla_bench.adapter import ActionChunk
+from vla_bench.envs.toy import ToyScriptedPolicy
+
+
+class _ByInit(ToyScriptedPolicy):
+    """The toy scripted policy, except on episodes whose state starts at a chosen init position."""
+
+    def __init__(self, embodiment, bad_init: int = 1, **kw):
+        super().__init__(embodiment, **kw)
+        self.bad_init = bad_init
+        self.episode_start = None
+
+    def act(self, obs):
+        from vla_bench.envs.toy import init_position
+
+        if self.episode_start is None:
+            self.episode_start = obs.state[:3].copy()
+        for task in range(4):
+            if np.allclose(self.episode_start, init_position(task, self.bad_init), atol=1e-6):
+                return self.misbehave(obs)
+        return super().act(obs)
+
+    def reset(self, seed):
+        self.episode_start = None
+
+
+class NaNPolicy(_ByInit):
+    def misbehave(self, obs):
+        return ActionChunk(*pad_actions(np.full((8, 4), np.nan)))
+
+
+class WrongShapePolicy(_ByInit):
+    def misbehave(self, obs):
+        return ActionChunk(np.zeros((8, 16), np.float32), np.ones((8, 16), bool))
+
+
+class CrashPolicy(_ByInit):
+    def misbehave(self, obs):
+        os._exit(3)  # a segfaulting simulator or an OOM kill looks like this to the runner
+
+
+class SlowPolicy(ToyScriptedPolicy):
+    def act(self, obs):
+        time.sleep(0.05)
+        return super().act(obs)
