@@ -79,7 +79,7 @@ def test_bad_episode_is_recorded_and_the_run_goes_on(tmp_path, policy, match):
     res = evaluate(config(tmp_path, policy=f"tests.faulty_policies:{policy}"), progress=False)
     errors = [r for r in res["episodes"] if r["error"]]
     assert len(errors) == 4 and all(r["init_index"] == 1 for r in errors)
-    assert all(match in r["error"] for r in errors)
+    assert all(match in r["error"] and r["task"] for r in errors)
     assert res["metrics"]["overall"]["successes"] == 16 and res["metrics"]["overall"]["errors"] == 4
 
 

@@ -18,6 +18,7 @@ class EpisodeSpec:
     task_index: int
     init_index: int
     seed: int
+    task: str = ""  # the task's name, for rows written without the env (a crashed worker)
 
     @property
     def key(self) -> tuple[str, int, int]:

@@ -71,7 +71,7 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
             bad = [i for i in inits if not 0 <= i < n_init]
             if bad:
                 raise IndexError(f"{suite} task {t} has init states 0..{n_init - 1}; got {bad}")
-            specs += [EpisodeSpec(suite, t, i, episode_seed(config.seed, suite, t, i)) for i in inits]
+            specs += [EpisodeSpec(suite, t, i, episode_seed(config.seed, suite, t, i), tasks[t].name) for i in inits]
     return specs
 
 
@@ -179,77 +179,96 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) ->
     return results
 
 
+class _WorkerPool:
+    """Worker processes, the episode each one is running, and what to do when one dies."""
+
+    def __init__(self, config: EvalConfig, n_workers: int):
+        self.ctx = mp.get_context("spawn")  # MuJoCo's EGL contexts do not survive fork
+        self.config, self.outbox = config, self.ctx.Queue()
+        self.workers: dict[int, tuple] = {}  # wid -> (process, inbox)
+        self.in_flight: dict[int, EpisodeSpec] = {}
+        self.next_wid, self.respawns_left = 0, 2 * n_workers
+        for _ in range(n_workers):
+            self.spawn()
+
+    def spawn(self) -> None:
+        inbox = self.ctx.Queue()
+        proc = self.ctx.Process(target=_worker_main, args=(self.next_wid, self.config, inbox, self.outbox),
+                                daemon=True)
+        proc.start()
+        self.workers[self.next_wid] = (proc, inbox)
+        self.next_wid += 1
+
+    def send(self, wid: int, spec: EpisodeSpec | None) -> None:
+        if spec is not None:
+            self.in_flight[wid] = spec
+        self.workers[wid][1].put(None if spec is None else asdict(spec))
+
+    def reap(self, work_left: bool) -> list[dict]:
+        """Remove dead workers; return an error row for each episode they were running; respawn while work is left."""
+        rows = []
+        for wid, (proc, _) in list(self.workers.items()):
+            if proc.exitcode is None:
+                continue
+            del self.workers[wid]
+            spec = self.in_flight.pop(wid, None)
+            if spec is not None:
+                rows.append(crash_row(spec, wid, proc.exitcode))
+            if (work_left or self.in_flight) and self.respawns_left:
+                self.respawns_left -= 1
+                self.spawn()
+        if not self.workers and (work_left or self.in_flight):
+            raise EvalFatalError("all worker processes died; see the errors in episodes.jsonl")
+        return rows
+
+    def close(self) -> None:
+        for proc, _ in self.workers.values():
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(timeout=10)
+
+
+def crash_row(spec: EpisodeSpec, wid: int, exitcode: int) -> dict:
+    return {"suite": spec.suite, "task_index": spec.task_index, "task": spec.task, "init_index": spec.init_index,
+            "seed": spec.seed, "success": False, "steps": 0, "seconds": 0.0, "physics_steps": 0,
+            "render_seconds": 0.0, "worker": wid,
+            "error": f"worker process died (exit code {exitcode}) during the episode"}
+
+
 def _run_workers(config: EvalConfig, todo: list[EpisodeSpec], episodes_path: Path, progress: bool,
                  already: list[dict]) -> list[dict]:
-    ctx = mp.get_context("spawn")  # MuJoCo's EGL contexts do not survive fork
-    outbox = ctx.Queue()
+    """Run `todo` on worker processes; append each finished row to `episodes_path` as it arrives."""
+    if not todo:
+        return []
     dispatcher = _Dispatcher(todo)
-    n_workers = min(config.workers, max(1, len(todo)))
-    workers: dict[int, tuple] = {}
-    in_flight: dict[int, EpisodeSpec] = {}
+    pool = _WorkerPool(config, min(config.workers, len(todo)))
     new_rows: list[dict] = []
-    next_wid = 0
+    bar = tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress, dynamic_ncols=True)
 
-    def spawn():
-        nonlocal next_wid
-        inbox = ctx.Queue()
-        proc = ctx.Process(target=_worker_main, args=(next_wid, config, inbox, outbox), daemon=True)
-        proc.start()
-        workers[next_wid] = (proc, inbox)
-        next_wid += 1
-
-    def record(row: dict):
+    def record(row: dict) -> None:
         _append_row(episodes_path, row)
         new_rows.append(row)
-        bar.update(1)
         done = already + new_rows
+        bar.update(1)
         bar.set_postfix(success=f"{sum(r['success'] for r in done) / len(done):.1%}",
                         errors=sum(1 for r in done if r.get("error")))
 
-    def dispatch(wid: int):
-        spec = dispatcher.next_for(wid)
-        if spec is None:
-            workers[wid][1].put(None)
-        else:
-            in_flight[wid] = spec
-            workers[wid][1].put(asdict(spec))
-
-    if not todo:
-        return []
-    for _ in range(n_workers):
-        spawn()
-    respawns_left = 2 * n_workers
-    bar = tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress, dynamic_ncols=True)
     try:
-        while dispatcher or in_flight:
+        while dispatcher or pool.in_flight:
             try:
-                kind, wid, payload = outbox.get(timeout=0.5)
+                kind, wid, payload = pool.outbox.get(timeout=0.5)
             except queue.Empty:
-                for wid, (proc, _) in list(workers.items()):
-                    if proc.exitcode is not None and wid in in_flight:
-                        spec = in_flight.pop(wid)
-                        record({"suite": spec.suite, "task_index": spec.task_index, "task": None,
-                                "init_index": spec.init_index, "seed": spec.seed, "success": False, "steps": 0,
-                                "seconds": 0.0, "physics_steps": 0, "render_seconds": 0.0, "worker": wid,
-                                "error": f"worker process died (exit code {proc.exitcode}) during the episode"})
-                        del workers[wid]
-                        dispatcher.loaded.pop(wid, None)
-                        if respawns_left and (dispatcher or in_flight):
-                            respawns_left -= 1
-                            spawn()
-                if not workers:
-                    raise EvalFatalError("all worker processes died; see the errors in episodes.jsonl")
+                for row in pool.reap(bool(dispatcher)):
+                    dispatcher.loaded.pop(row["worker"], None)
+                    record(row)
                 continue
             if kind == "fatal":
                 raise EvalFatalError(f"worker {wid} failed:\n{payload}")
             if kind == "done":
-                in_flight.pop(wid, None)
+                pool.in_flight.pop(wid, None)
                 record(payload)
-            dispatch(wid)
+            pool.send(wid, dispatcher.next_for(wid))
     finally:
         bar.close()
-        for proc, inbox in workers.values():
-            if proc.is_alive():
-                proc.terminate()
-            proc.join(timeout=10)
+        pool.close()
     return new_rows
