@@ -13,6 +13,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import time
 import traceback
 from collections import deque
@@ -75,6 +76,12 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
     return specs
 
 
+def _share_cores(workers: int) -> None:
+    """Give a torch policy its share of the cores: N workers each using every core oversubscribe the machine."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def _worker_main(wid: int, config: EvalConfig, inbox, outbox) -> None:
     """Worker process: build the policy once per embodiment, keep one task env, run the episodes it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
@@ -92,6 +99,7 @@ def _worker_main(wid: int, config: EvalConfig, inbox, outbox) -> None:
             emb = env.embodiment.name
             if emb not in policies:
                 policies[emb] = make_policy(config.policy, get_embodiment(emb), **config.policy_options)
+                _share_cores(config.workers)
             policy = policies[emb]
             adapter = ActionAdapter(env.embodiment, policy.norm_stats, config.replan_steps)
             outbox.put(("done", wid, {**run_episode(env, policy, adapter, spec), "worker": wid}))
