@@ -14,6 +14,8 @@ EXAMPLES = """examples:
   vla-bench eval --suite libero --policy ckpts/sft --workers 8 --run-dir runs/sft
   vla-bench eval --suite libero --policy ckpts/sft --run-dir runs/sft --resume   # finish an interrupted run
   vla-bench table runs/cpt runs/sft runs/rl
+  vla-bench collect --suite libero_object --policy scripted --tasks 0,1 --episodes 20 --out data/libero_object
+  vla-bench synth --out data/synthetic --episodes 1000 --seed 0   # T2A corpus, one dataset per robot config
 """
 
 
@@ -64,6 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     tb = sub.add_parser("table", help="Markdown table from run directories or results.json files")
     tb.add_argument("runs", nargs="+")
+
+    co = sub.add_parser("collect", help="record a policy's successful episodes as a LeRobotDataset v3",
+                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    co.add_argument("--suite", required=True, help="suite, group or comma-separated list (one embodiment)")
+    co.add_argument("--policy", default="scripted", help="registered policy or package.module:factory "
+                    "(default: scripted)")
+    co.add_argument("--out", required=True, help="dataset directory; rerun with the same one to resume")
+    co.add_argument("--episodes", type=int, default=50, help="successful episodes per task (default: 50)")
+    co.add_argument("--tasks", type=_int_list, help="task indices, e.g. 0,3,7 (default: all)")
+    co.add_argument("--image-size", type=int, default=128, help="camera resolution in pixels; 0 records no "
+                    "images (default: 128)")
+    co.add_argument("--replan-steps", type=int, default=5, help="actions executed per chunk (default: 5)")
+    co.add_argument("--seed", type=int, default=7, help="base seed (default: 7)")
+    co.add_argument("--flush-every", type=int, default=10, help="episodes per data file (default: 10)")
+    co.add_argument("--policy-option", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="keyword argument for the policy factory; VALUE is parsed as JSON when it can be")
+    co.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sy = sub.add_parser("synth", help="write the synthetic text-action corpus for T2A (LeRobotDataset v3, no "
+                        "images), one dataset per robot configuration", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    sy.add_argument("--out", required=True, help="output directory; <out>/<embodiment>/ per configuration")
+    sy.add_argument("--episodes", type=int, default=1000, help="episodes per robot configuration (default: 1000)")
+    sy.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    sy.add_argument("--robots", help="comma-separated embodiment names (default: all configurations)")
+    sy.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -112,12 +140,32 @@ def cmd_table(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from vla_bench.data.collect import CollectConfig, collect
+
+    config = CollectConfig(suites=args.suite, policy=args.policy, out=args.out, episodes=args.episodes,
+                           tasks=args.tasks, image_size=args.image_size, replan_steps=args.replan_steps,
+                           seed=args.seed, flush_every=args.flush_every, policy_options=dict(args.policy_option))
+    print(json.dumps(collect(config, progress=not args.no_progress), indent=1))
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from vla_bench.data.synthetic import write_corpus
+
+    robots = args.robots.split(",") if args.robots else None
+    frames = write_corpus(args.out, args.episodes, seed=args.seed, robots=robots, progress=not args.no_progress)
+    print(json.dumps({"out": args.out, "episodes_per_robot": args.episodes, "frames": frames}, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from vla_bench.envs.libero_setup import LiberoNotInstalled
     from vla_bench.eval.runner import EvalFatalError
 
     args = build_parser().parse_args(argv)
-    command = {"eval": cmd_eval, "ls": cmd_ls, "table": cmd_table}[args.command]
+    command = {"eval": cmd_eval, "ls": cmd_ls, "table": cmd_table, "collect": cmd_collect,
+               "synth": cmd_synth}[args.command]
     try:
         return command(args)
     except (KeyError, ValueError, IndexError, FileExistsError, FileNotFoundError, LiberoNotInstalled) as e:
