@@ -59,8 +59,10 @@ def test_resume_runs_only_missing_episodes(tmp_path):
     path.write_text("\n".join(lines[:12]) + "\n" + lines[12][:20])  # 8 lost and a torn last line
     with pytest.raises(FileExistsError, match="--resume"):
         evaluate(cfg, progress=False)
+    first_wall = json.loads((tmp_path / "run" / "results.json").read_text())["throughput"]["wall_seconds"]
     res = evaluate(cfg, resume=True, progress=False)
     assert res["metrics"]["overall"]["episodes"] == 20
+    assert res["throughput"]["wall_seconds"] > first_wall  # the resumed session adds to the first one
     assert len(load_episode_rows(path)) == 20
     assert len(path.read_text().splitlines()) == 12 + 8  # the torn line was cut
 

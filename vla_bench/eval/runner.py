@@ -26,7 +26,7 @@ from vla_bench.adapter import ActionAdapter
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.registry import expand_suites, list_tasks, make_task_env
 from vla_bench.eval.episode import EpisodeSpec, episode_seed, run_episode
-from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, write_results
+from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, load_results, write_results
 from vla_bench.policies.base import make_policy, policy_factory
 
 
@@ -163,6 +163,13 @@ def _prepare_run_dir(config: EvalConfig, resume: bool) -> tuple[Path, list[dict]
     return run_dir, rows
 
 
+def _previous_wall_seconds(run_dir: Path) -> float:
+    try:
+        return float(load_results(run_dir)["throughput"]["wall_seconds"])
+    except (FileNotFoundError, KeyError, TypeError, ValueError):
+        return 0.0
+
+
 def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) -> dict:
     """Run (or finish) an evaluation; return the results dict also written to `<run dir>/results.json`."""
     specs = plan_episodes(config)  # validates suites, tasks and init indices before anything starts
@@ -172,7 +179,8 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) ->
     todo = [s for s in specs if s.key not in finished]
     wanted = {s.key for s in specs}
     rows = [r for r in rows if (r["suite"], r["task_index"], r["init_index"]) in wanted and not r.get("error")]
-    t0 = time.perf_counter()
+    # A resumed run's throughput covers all its sessions: earlier wall time is carried over.
+    t0 = time.perf_counter() - (_previous_wall_seconds(run_dir) if resume else 0.0)
     interrupted = False
     try:
         rows += _run_workers(config, todo, run_dir / EPISODES_FILE, progress, already=rows)
