@@ -6,7 +6,8 @@ Prints env steps/s of
   physics   : physics only (no camera renders at all): the ceiling;
   plain     : LIBERO's own loop, rendering both cameras on every step (what other harnesses do);
   vla-bench : `vla-bench eval` with the `zero` policy asking for images, replan 5, one worker;
-then the reset time (soft vs hard), and 1 vs 2 workers. Ratios are the figures to quote: this machine is noisy.
+then the reset time (soft vs hard), and 1 vs 2 workers with and without rendering (llvmpipe already spreads one
+worker's rendering over the cores). Ratios are the figures to quote: this machine is noisy.
 """
 
 from __future__ import annotations
@@ -58,10 +59,10 @@ def reset_seconds(env: LiberoTaskEnv, inits: list[int]) -> float:
     return (time.perf_counter() - t) / len(inits)
 
 
-def eval_run(suite: str, tasks: list[int], episodes: int, workers: int) -> dict:
+def eval_run(suite: str, tasks: list[int], episodes: int, workers: int, images: bool = True) -> dict:
     with tempfile.TemporaryDirectory() as d:
         cfg = EvalConfig(suites=suite, policy="zero", run_dir=d, tasks=tasks, episodes=episodes, workers=workers,
-                         replan_steps=5, policy_options={"needs_images": True})
+                         replan_steps=5, policy_options={"needs_images": images})
         return evaluate(cfg, progress=False)["throughput"]
 
 
@@ -95,12 +96,13 @@ def main() -> None:
     print(f"reset + set_init_state: soft {soft:.3f} s, hard {hard:.3f} s  (ratio {hard / soft:.1f}x; target soft <= 0.3)")
 
     tasks = [args.task, (args.task + 1) % len(_benchmark(args.suite).tasks)]
-    one = eval_run(args.suite, tasks, args.episodes, workers=1)
-    two = eval_run(args.suite, tasks, args.episodes, workers=2)
-    print(f"2 tasks x {args.episodes} episodes, wall-clock steps/s: 1 worker {one['env_steps_per_s']:.1f}, "
-          f"2 workers {two['env_steps_per_s']:.1f}  (ratio {two['env_steps_per_s'] / one['env_steps_per_s']:.2f}x; "
-          f"target >= 1.8)")
-
+    for images in (True, False):
+        one = eval_run(args.suite, tasks, args.episodes, workers=1, images=images)
+        two = eval_run(args.suite, tasks, args.episodes, workers=2, images=images)
+        ratio = two["env_steps_per_s"] / one["env_steps_per_s"]
+        print(f"2 tasks x {args.episodes} episodes, {'with' if images else 'without'} images, wall-clock steps/s: "
+              f"1 worker {one['env_steps_per_s']:.1f}, 2 workers {two['env_steps_per_s']:.1f}  "
+              f"(ratio {ratio:.2f}x; target >= 1.8)")
 
 if __name__ == "__main__":
     main()

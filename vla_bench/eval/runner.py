@@ -76,15 +76,21 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
     return specs
 
 
+def _cores_per_worker(workers: int) -> int:
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
 def _share_cores(workers: int) -> None:
     """Give a torch policy its share of the cores: N workers each using every core oversubscribe the machine."""
     if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+        sys.modules["torch"].set_num_threads(_cores_per_worker(workers))
 
 
 def _worker_main(wid: int, config: EvalConfig, inbox, outbox) -> None:
     """Worker process: build the policy once per embodiment, keep one task env, run the episodes it is sent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the workers
+    # Mesa's software renderer (llvmpipe) starts a thread per core in every process; read before any GL context.
+    os.environ.setdefault("LP_NUM_THREADS", str(_cores_per_worker(config.workers)))
     env, policies = None, {}
     try:
         outbox.put(("ready", wid, None))
