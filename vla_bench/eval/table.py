@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vla_bench.envs.registry import SUITES
 from vla_bench.eval.results import load_results
 
 
@@ -17,7 +18,8 @@ def _cell(summary: dict | None) -> str:
 def markdown_table(run_paths: list[str | Path]) -> str:
     """Success rate in percent with its 95% Wilson interval and episode count, per suite and overall."""
     runs = [(Path(p), load_results(p)) for p in run_paths]
-    suites = sorted({s for _, r in runs for s in r["metrics"]["suites"]})
+    order = {name: i for i, name in enumerate(SUITES)}  # the conventional order: spatial, object, goal, 10, 90
+    suites = sorted({s for _, r in runs for s in r["metrics"]["suites"]}, key=lambda s: (order.get(s, len(order)), s))
     header = ["run", "policy", *suites, "overall"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for path, r in runs:
