@@ -1,0 +1,184 @@
+"""Batches of task envs for rollouts, stepped one action chunk at a time, with same-step autoreset.
+
+Two implementations with one interface:
+- `SyncTaskEnvs`: every env in this process. For micro-envs (toy_reach, microseconds a step) any inter-process
+  message would cost more than the step itself.
+- `SubprocTaskEnvs`: one worker process per env slot (spawned: MuJoCo's GL contexts do not survive fork). For
+  simulators (LIBERO, ~30 ms a physics step) the envs then step in parallel while the policy runs batched here.
+
+One RL step = one chunk. Reward 1 on the chunk where the task first succeeds (terminated: the episode ends there);
+an episode that runs out of its step budget is truncated, and its final observation comes back so that the learner
+can bootstrap it. Either way the slot resets at once to its next init state and returns that observation.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import traceback
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vla_bench.adapter import Observation
+from vla_bench.envs.registry import make_task_env
+
+
+@dataclass
+class VecStep:
+    observations: list[Observation]  # after autoreset: the next episode's first observation where one ended
+    rewards: np.ndarray  # float32 [E]
+    terminated: np.ndarray  # bool [E]: success
+    truncated: np.ndarray  # bool [E]: step budget reached without success
+    final_observations: list[Observation | None]  # the last observation of truncated episodes, else None
+    env_steps: int  # actions executed by all envs in this step
+    episodes: list[dict] = field(default_factory=list)  # one row per finished episode
+
+
+class EpisodeSlot:
+    """One env running episodes of one task back to back, init states in a seeded random order."""
+
+    def __init__(self, suite: str, task_index: int, seed: int, slot: int, env_options: dict | None = None,
+                 images: bool = False, episodes_done: int = 0):
+        self.env = make_task_env(suite, task_index, **(env_options or {}))
+        self.images, self.seed, self.slot = images, seed, slot
+        n = self.env.task.num_init_states
+        self.order = np.random.default_rng([seed, slot, task_index]).permutation(n)
+        self.episodes_done = episodes_done
+
+    def reset(self) -> Observation:
+        init = int(self.order[self.episodes_done % len(self.order)])
+        self.steps, self.init_index = 0, init
+        return self.env.reset(init, seed=self.seed * 100_003 + self.slot * 1009 + self.episodes_done,
+                              images=self.images)
+
+    def step(self, actions: np.ndarray) -> tuple:
+        """(observation after autoreset, reward, terminated, truncated, final observation, steps, episode row)."""
+        task = self.env.task
+        result = self.env.step_chunk(actions, task.max_steps - self.steps)
+        self.steps += result.steps
+        terminated = bool(result.success)
+        truncated = not terminated and self.steps >= task.max_steps
+        obs, final, row = result.observation, None, None
+        if terminated or truncated:
+            final = result.observation if truncated else None
+            row = {"task_index": task.index, "init_index": self.init_index, "success": terminated,
+                   "length": self.steps}
+            self.episodes_done += 1
+            obs = self.reset()
+        return obs, float(terminated), terminated, truncated, final, result.steps, row
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _gather(outputs: list[tuple]) -> VecStep:
+    obs, rew, term, trunc, final, steps, rows = zip(*outputs)
+    return VecStep(observations=list(obs), rewards=np.asarray(rew, dtype=np.float32),
+                   terminated=np.asarray(term, dtype=bool), truncated=np.asarray(trunc, dtype=bool),
+                   final_observations=list(final), env_steps=int(sum(steps)), episodes=[r for r in rows if r])
+
+
+class SyncTaskEnvs:
+    """All slots in this process."""
+
+    def __init__(self, slots: list[dict]):
+        self.slots = [EpisodeSlot(**s) for s in slots]
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+    def reset(self) -> list[Observation]:
+        return [s.reset() for s in self.slots]
+
+    def step(self, actions: list[np.ndarray]) -> VecStep:
+        return _gather([s.step(a) for s, a in zip(self.slots, actions)])
+
+    def episodes_done(self) -> list[int]:
+        return [s.episodes_done for s in self.slots]
+
+    def close(self) -> None:
+        for s in self.slots:
+            s.close()
+
+
+def _slot_worker(conn, slot_kwargs: dict, threads: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the trainer handles Ctrl-C and closes the workers
+    os.environ.setdefault("LP_NUM_THREADS", str(threads))
+    try:
+        slot = EpisodeSlot(**slot_kwargs)
+        conn.send(("ok", None))
+        while True:
+            cmd, arg = conn.recv()
+            if cmd == "reset":
+                conn.send(("ok", slot.reset()))
+            elif cmd == "step":
+                conn.send(("ok", slot.step(arg)))
+            elif cmd == "episodes_done":
+                conn.send(("ok", slot.episodes_done))
+            else:
+                slot.close()
+                conn.send(("ok", None))
+                return
+    except Exception:  # noqa: BLE001 - sent to the trainer, which raises it there
+        conn.send(("error", traceback.format_exc()))
+
+
+class SubprocTaskEnvs:
+    """One worker process per slot; `step` sends every slot its actions, then collects the results."""
+
+    def __init__(self, slots: list[dict]):
+        ctx = mp.get_context("spawn")
+        threads = max(1, (os.cpu_count() or 1) // len(slots))
+        self.conns, self.procs = [], []
+        for s in slots:
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(target=_slot_worker, args=(child, s, threads), daemon=True)
+            proc.start()
+            self.conns.append(parent)
+            self.procs.append(proc)
+        self._collect()
+
+    def __len__(self) -> int:
+        return len(self.conns)
+
+    def _collect(self) -> list:
+        out = []
+        for i, conn in enumerate(self.conns):
+            status, payload = conn.recv()
+            if status == "error":
+                raise RuntimeError(f"env worker {i} failed:\n{payload}")
+            out.append(payload)
+        return out
+
+    def _call(self, cmd: str, args: list | None = None) -> list:
+        for i, conn in enumerate(self.conns):
+            conn.send((cmd, None if args is None else args[i]))
+        return self._collect()
+
+    def reset(self) -> list[Observation]:
+        return self._call("reset")
+
+    def step(self, actions: list[np.ndarray]) -> VecStep:
+        return _gather(self._call("step", actions))
+
+    def episodes_done(self) -> list[int]:
+        return self._call("episodes_done")
+
+    def close(self) -> None:
+        for conn in self.conns:
+            try:
+                conn.send(("close", None))
+                conn.recv()
+            except (OSError, EOFError):
+                pass
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.terminate()
+
+
+def make_task_envs(slots: list[dict], workers: bool) -> SyncTaskEnvs | SubprocTaskEnvs:
+    """Slots (EpisodeSlot keyword arguments) in worker processes or in this one."""
+    return SubprocTaskEnvs(slots) if workers else SyncTaskEnvs(slots)
