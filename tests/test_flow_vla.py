@@ -22,13 +22,7 @@ from vla_bench.policies.flow_vla.tokenizer import PAD_ID, HashedWordTokenizer
 EMBODIMENTS = ["libero_panda", "aloha_agilex", "human_ego_hands"]  # 7, 14 and 32 action channels
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors run fastest on one thread, and several threads on a busy CPU are far slower still."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_config(use_images: bool = False) -> VLAConfig:

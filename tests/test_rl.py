@@ -15,7 +15,7 @@ from vla_bench.rl.agent import ChunkAgent
 from vla_bench.rl.buffer import RolloutBuffer, compute_gae
 from vla_bench.rl.noise import gaussian_log_prob, masked_log_prob, sde_moments, sde_sigma
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 TOY = get_embodiment("toy_point")
 
 
@@ -159,20 +159,34 @@ def test_gae_by_hand_with_termination_and_truncation():
 def _toy_config(init, out, **overrides):
     from vla_bench.rl.config import RLConfig
 
-    base = dict(suite="toy_reach", init=str(init), out=str(out), tasks=[1], noise="flow_sde", envs_per_task=4,
+    base = dict(suite="toy_reach", init=str(init), out=str(out), tasks=[1], noise="flow_sde", num_denoise_steps=3,
+                envs_per_task=4,
                 rollout_steps=4, replan_steps=4, minibatch_size=8, update_epochs=1, progress=False, tensorboard=False,
                 threads=1, total_env_steps=10**6)
     return RLConfig(**{**base, **overrides})
 
 
+@pytest.fixture(scope="module")
+def toy_sft_checkpoint(tmp_path_factory):
+    """An SFT starting point made as a user makes one: `collect` scripted toy demos, then `train --stage sft`."""
+    from vla_bench.data.collect import CollectConfig, collect
+    from vla_bench.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("toy_sft")
+    collect(CollectConfig(suites="toy_reach", policy="vla_bench.envs.toy:ToyScriptedPolicy", out=str(root / "demos"),
+                          episodes=2, tasks=[1], image_size=0), progress=False)
+    train(TrainConfig(stage="sft", data=[str(root / "demos")], out=str(root / "sft"), steps=2, batch_size=4,
+                      threads=1, progress=False))
+    return root / "sft"
+
+
 @pytest.mark.parametrize("mode", ["flow_sde", "flow_noise"])
-def test_trainer_checkpoints_each_iteration_and_resumes(tmp_path, mode):
+def test_trainer_checkpoints_each_iteration_and_resumes(tmp_path, mode, toy_sft_checkpoint):
     from vla_bench.policies.flow_vla import load_policy
     from vla_bench.metric_log import read_metrics
     from vla_bench.rl.trainer import STATE_FILE, train
-    from vla_bench.rl.toy_sft import train_toy_sft
 
-    init = train_toy_sft(tmp_path / "sft", tasks=(1,), steps=2, batch_size=4, demos_per_task=2, num_denoise_steps=3)
+    init = toy_sft_checkpoint
     first = train(_toy_config(init, tmp_path / "rl", noise=mode, max_iterations=1))
     assert first["iteration"] == 1 and (tmp_path / "rl/policy" / STATE_FILE).is_file()
     state_1 = torch.load(tmp_path / "rl/policy" / STATE_FILE, weights_only=False)

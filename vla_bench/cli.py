@@ -16,6 +16,10 @@ EXAMPLES = """examples:
   vla-bench table runs/cpt runs/sft runs/rl
   vla-bench collect --suite libero_object --policy scripted --tasks 0,1 --episodes 20 --out data/libero_object
   vla-bench synth --out data/synthetic --episodes 1000 --seed 0   # T2A corpus, one dataset per robot config
+  vla-bench train --stage t2a --data data/libero_object --synthetic data/synthetic --out ckpts/t2a --steps 2000
+  vla-bench train --stage sft --data data/libero_object --init ckpts/t2a --out ckpts/sft --steps 3000
+  torchrun --nproc_per_node 2 -m vla_bench.cli train --stage cpt --data data/robot --out ckpts/cpt   # DDP
+  vla-bench rl --suite libero_object --tasks 0,1 --init ckpts/sft --out runs/rl --noise flow_sde --env-steps 50000
 """
 
 
@@ -92,6 +96,64 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     sy.add_argument("--robots", help="comma-separated embodiment names (default: all configurations)")
     sy.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    tr = sub.add_parser("train", help="train a stage (t2a, cpt, sft) of the flow VLA; resumes from --out; runs "
+                        "under torchrun for DDP", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tr.add_argument("--stage", required=True, choices=["t2a", "cpt", "sft"], help="t2a: backbone frozen, no images, "
+                    "full trajectories; cpt: all trains on the mix; sft: downstream data, task-balanced")
+    tr.add_argument("--data", required=True, help="comma-separated dataset dirs (robot / downstream data)")
+    tr.add_argument("--synthetic", help="synthetic corpus dir (`vla-bench synth --out`), the mix's 'synthetic' share")
+    tr.add_argument("--out", required=True, help="run dir: checkpoint, stage.json, logs; rerun to resume")
+    tr.add_argument("--init", help="parent checkpoint dir (model config + weights)")
+    tr.add_argument("--preset", default="tiny-1m", help="model preset without --init (default: tiny-1m)")
+    tr.add_argument("--steps", type=int, default=1000, help="optimizer steps (default: 1000)")
+    tr.add_argument("--batch-size", type=int, default=32, help="samples per step per process (default: 32)")
+    tr.add_argument("--grad-accum", type=int, default=1, help="micro-batches per step (default: 1)")
+    tr.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default: 3e-4)")
+    tr.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: 0.01)")
+    tr.add_argument("--warmup-steps", type=int, default=100, help="linear warmup steps (default: 100)")
+    tr.add_argument("--clip-norm", type=float, default=1.0, help="gradient clipping norm, 0: off (default: 1.0)")
+    tr.add_argument("--targets", choices=["chunk", "full"], help="action chunks or full trajectories (default: "
+                    "the stage's)")
+    tr.add_argument("--horizon", type=int, help="chunk length (default: the embodiment's chunk size)")
+    tr.add_argument("--max-len", type=int, default=256, help="full-trajectory length (default: 256)")
+    tr.add_argument("--images", action=argparse.BooleanOptionalAction, default=None,
+                    help="feed camera images (default: the parent's setting, else off; never in t2a)")
+    tr.add_argument("--mix", help="pretraining mix or 'none' (default: the stage's)")
+    tr.add_argument("--balance", help="none | task | embodiment | embodiment_task (default: the stage's)")
+    tr.add_argument("--trainable", help="comma-separated parameter prefixes that train, or 'all' (default: the "
+                    "stage's)")
+    tr.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    tr.add_argument("--bf16", choices=["auto", "on", "off"], default="auto", help="bf16 autocast (default: auto, "
+                    "i.e. on CUDA with bf16 support)")
+    tr.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    tr.add_argument("--threads", type=int, help="torch CPU threads per process (default: cores / processes)")
+    tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default: 500)")
+    tr.add_argument("--log-every", type=int, default=10, help="steps between log rows (default: 10)")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    rl = sub.add_parser("rl", help="PPO over action chunks with noise-injected Euler steps (Flow-SDE / Flow-Noise); "
+                        "rerun with the same --out to resume", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    rl.add_argument("--suite", required=True, help="one suite, e.g. libero_object or toy_reach")
+    rl.add_argument("--tasks", type=_int_list, default=[0], help="task indices, e.g. 0,1 (default: 0)")
+    rl.add_argument("--init", required=True, help="starting checkpoint directory (e.g. an SFT checkpoint)")
+    rl.add_argument("--out", required=True, help="run directory; <out>/policy is the checkpoint for `eval --policy`")
+    rl.add_argument("--noise", default="flow_sde", choices=["flow_sde", "flow_noise"], help="noise injection")
+    rl.add_argument("--env-steps", type=int, default=50_000, help="budget of executed actions (default: 50000)")
+    rl.add_argument("--iterations", type=int, help="stop after this many iterations even within the budget")
+    rl.add_argument("--envs-per-task", type=int, default=4, help="env slots per task (default: 4)")
+    rl.add_argument("--rollout-steps", type=int, default=16, help="chunk steps per env per iteration (default: 16)")
+    rl.add_argument("--replan-steps", type=int, default=5, help="actions executed per chunk (default: 5)")
+    rl.add_argument("--lr-actor", type=float, default=1e-5, help="policy learning rate (default: 1e-5)")
+    rl.add_argument("--lr-critic", type=float, default=1e-3, help="value head learning rate (default: 1e-3)")
+    rl.add_argument("--expert-only", action="store_true", help="train the action expert only (backbone frozen)")
+    rl.add_argument("--workers", choices=["auto", "yes", "no"], default="auto",
+                    help="env slots in worker processes (auto: yes except toy_reach)")
+    rl.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    rl.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
+                    help="any other RLConfig field (vla_bench/rl/config.py), e.g. sde_a=0.3, target_kl=0.02")
+    rl.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -159,13 +221,45 @@ def cmd_synth(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from vla_bench.train import TrainConfig, train
+
+    config = TrainConfig(stage=args.stage, data=args.data.split(","), out=args.out, synthetic=args.synthetic,
+                         init=args.init, preset=args.preset, steps=args.steps, batch_size=args.batch_size,
+                         grad_accum=args.grad_accum, lr=args.lr, weight_decay=args.weight_decay,
+                         warmup_steps=args.warmup_steps, clip_norm=args.clip_norm, targets=args.targets,
+                         horizon=args.horizon, max_len=args.max_len, images=args.images, mix=args.mix,
+                         balance=args.balance, trainable=args.trainable.split(",") if args.trainable else None,
+                         seed=args.seed, bf16=args.bf16, device=args.device, threads=args.threads,
+                         save_every=args.save_every, log_every=args.log_every, progress=not args.no_progress)
+    record = train(config)
+    if record is not None:  # rank 0
+        print(json.dumps({k: record[k] for k in ("stage", "step", "samples_seen", "samples_per_source", "world_size",
+                                                 "ddp_weights_in_sync")} | {"out": args.out}, indent=1))
+    return 0
+
+
+def cmd_rl(args) -> int:
+    from vla_bench.rl.config import RLConfig
+    from vla_bench.rl.trainer import train
+
+    config = RLConfig(suite=args.suite, tasks=args.tasks, init=args.init, out=args.out, noise=args.noise,
+                      total_env_steps=args.env_steps, max_iterations=args.iterations,
+                      envs_per_task=args.envs_per_task, rollout_steps=args.rollout_steps,
+                      replan_steps=args.replan_steps, lr_actor=args.lr_actor, lr_critic=args.lr_critic,
+                      expert_only=args.expert_only, workers={"auto": None, "yes": True, "no": False}[args.workers],
+                      seed=args.seed, progress=not args.no_progress, **dict(args.set))
+    print(json.dumps(train(config), indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from vla_bench.envs.libero_setup import LiberoNotInstalled
     from vla_bench.eval.runner import EvalFatalError
 
     args = build_parser().parse_args(argv)
     command = {"eval": cmd_eval, "ls": cmd_ls, "table": cmd_table, "collect": cmd_collect,
-               "synth": cmd_synth}[args.command]
+               "synth": cmd_synth, "train": cmd_train, "rl": cmd_rl}[args.command]
     try:
         return command(args)
     except (KeyError, ValueError, IndexError, FileExistsError, FileNotFoundError, LiberoNotInstalled) as e:

@@ -6,5 +6,5 @@ the log-probabilities of the stored stochastic transitions (see ../shared/DESIGN
 Modules: `noise` (transition means/stds, Gaussian log-probs), `value` (value head), `agent` (model + heads: sample a
 chain, re-evaluate it), `vec_env` (in-process and worker-process env batches), `buffer` (storage + GAE), `rollout`,
 `ppo` (the update), `config`, `trainer` (iterations, logs, checkpoints, resume), `gym_env` (gymnasium wrapper for
-baselines), `toy_sft` (a brief behaviour-cloning warm start on the toy env).
+baselines).
 """

@@ -89,6 +89,8 @@ def build_agent(config: RLConfig, start: str | Path):
     agent = ChunkAgent(ckpt.model, mode=config.noise, replan_steps=config.replan_steps,
                        num_steps=config.num_denoise_steps, sde_a=config.sde_a, s_min=config.noise_min,
                        s_max=config.noise_max, value_trunk_grad=config.value_trunk_grad).to(config.device)
+    # PPO tunes the policy for this many Euler steps: the saved checkpoint must evaluate with the same chain.
+    ckpt.model.config.flow.num_steps = agent.num_steps
     policy = FlowVLAPolicy(ckpt.model, spec, ckpt.norm_stats, num_steps=agent.num_steps)
     return agent, policy, ckpt
 
