@@ -97,8 +97,10 @@ def test_ctrl_c_leaves_valid_partial_results(tmp_path):
     cmd = [sys.executable, "-m", "vla_bench.cli", "eval", "--suite", "toy_reach", "--policy",
            "tests.faulty_policies:SlowPolicy", "--episodes", "50", "--workers", "1", "--run-dir", str(run),
            "--no-progress"]
+    # A job started in the background (nohup, CI) inherits SIGINT as ignored; give the child Ctrl-C back.
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=os.path.dirname(os.path.dirname(__file__)))
+                            cwd=os.path.dirname(os.path.dirname(__file__)),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     episodes = run / "episodes.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and (not episodes.exists() or len(episodes.read_text().splitlines()) < 3):
