@@ -8,8 +8,8 @@ import pytest
 from vla_bench import cli
 from vla_bench.data.lerobot import DatasetReader
 from vla_bench.data.synthetic import (FAMILIES, ROBOTS, DUAL_ARM_BASE_Y, forward_kinematics, inverse_kinematics,
-                                      quat_to_axis_angle, rotvec_to_quat, synthesize_episode, tool_quaternion,
-                                      write_corpus, _qmul)
+                                      rotvec_to_quat, synthesize_episode, tool_quaternion, write_corpus, _qmul)
+from vla_bench.rotations import quat_to_axis_angle
 from vla_bench.embodiment import get_embodiment
 
 ROBOT_IDS = [r.embodiment for r in ROBOTS]

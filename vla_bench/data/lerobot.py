@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +42,7 @@ except ImportError as e:  # the core package runs without them; only datasets ne
 
 from vla_bench import __version__
 from vla_bench.actions import NormStats, QuantileNormalizer
+from vla_bench.atomic_write import replace_atomically, write_json_atomically
 from vla_bench.embodiment import EmbodimentSpec, get_embodiment
 
 CODEBASE_VERSION = "v3.0"
@@ -130,22 +130,8 @@ def aggregate_image_stats(parts: list[dict]) -> dict:
     return {**{k: v.reshape(3, 1, 1).tolist() for k, v in out.items()}, "count": [int(n.sum())]}
 
 
-def _replace_atomically(path: Path, write) -> None:
-    """Write through `write(tmp)`, fsync, rename: a reader sees the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def _write_parquet(table: pa.Table, path: Path, row_group_size: int | None = None) -> None:
-    _replace_atomically(path, lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size))
-
-
-def _write_json(obj: dict, path: Path) -> None:
-    _replace_atomically(path, lambda tmp: tmp.write_text(json.dumps(obj, indent=2)))
+    replace_atomically(path, lambda tmp: pq.write_table(table, tmp, row_group_size=row_group_size))
 
 
 def _vector_array(rows: np.ndarray) -> pa.Array:
@@ -345,7 +331,7 @@ class DatasetWriter:
             parts = [{s: r[f"stats/{key}/{s}"] for s in ("min", "max", "mean", "std", "count")} for r in self.episodes]
             if parts:
                 stats[key] = aggregate_image_stats(parts)
-        _write_json(stats, self.root / STATS_PATH)
+        write_json_atomically(self.root / STATS_PATH, stats, indent=2)
         n_ep = len(self.episodes)
         info = {"codebase_version": CODEBASE_VERSION, "robot_type": self.robot_type, "total_episodes": n_ep,
                 "total_frames": self.num_frames, "total_tasks": len(self.tasks), "chunks_size": CHUNKS_SIZE,
@@ -354,7 +340,7 @@ class DatasetWriter:
                 "features": self.features,
                 "vla_bench": {"embodiment": self.embodiment.name, "embodiment_spec": self.embodiment.to_dict(),
                               "image_encoding": "png", "writer_version": __version__}}
-        _write_json(info, self.root / INFO_PATH)
+        write_json_atomically(self.root / INFO_PATH, info, indent=2)
 
     def close(self) -> None:
         self.flush()

@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from vla_bench.data.lerobot import DatasetWriter, Episode
 from vla_bench.embodiment import EmbodimentSpec, get_embodiment, register_embodiment
+from vla_bench.rotations import quat_to_axis_angle
 
 # The toy arm of the joint-space configurations (metres): shoulder height above the table, upper arm, forearm.
 SHOULDER_Z, UPPER_ARM, FOREARM = 0.35, 0.45, 0.45
@@ -108,15 +109,6 @@ def tool_quaternion(yaw: np.ndarray, tilt: np.ndarray) -> np.ndarray:
     half = (math.pi + tilt) / 2
     qx = np.stack([np.sin(half), zero, zero, np.cos(half)], -1)
     return _qmul(qz, qx)
-
-
-def quat_to_axis_angle(q: np.ndarray) -> np.ndarray:
-    """LIBERO's state convention: angle 2*acos(w) in [0, 2pi) without flipping the sign of q, so a tool pointing
-    down (angle ~pi) stays continuous."""
-    w = np.clip(q[..., 3:], -1.0, 1.0)
-    den = np.sqrt(1.0 - w * w)
-    scale = np.where(den > 1e-9, 2.0 * np.arccos(w) / np.maximum(den, 1e-9), 0.0)
-    return q[..., :3] * scale
 
 
 def rotation_delta(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:

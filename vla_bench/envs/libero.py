@@ -15,7 +15,6 @@ keeps outside MuJoCo (the gripper's integrated command) is reset by hand, so thi
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +24,7 @@ import numpy as np
 from vla_bench.adapter import Observation
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.base import ChunkResult, TaskInfo
+from vla_bench.rotations import quat_to_axis_angle
 from vla_bench.envs.libero_setup import ensure_libero_ready
 
 MAX_STEPS = {"libero_spatial": 220, "libero_object": 280, "libero_goal": 300, "libero_10": 520, "libero_90": 400}
@@ -50,16 +50,6 @@ def list_tasks(suite: str) -> list[TaskInfo]:
     bench = _benchmark(suite)
     return [TaskInfo(suite=suite, index=i, name=t.name, instruction=t.language, max_steps=MAX_STEPS[suite],
                      num_init_states=50, embodiment=EMBODIMENT.name) for i, t in enumerate(bench.tasks)]
-
-
-def quat_to_axis_angle(quat_xyzw: np.ndarray) -> np.ndarray:
-    """robosuite's (x, y, z, w) quaternion -> axis-angle, as LIBERO datasets store the eef rotation."""
-    q = np.asarray(quat_xyzw, dtype=np.float64).copy()
-    q[3] = np.clip(q[3], -1.0, 1.0)
-    den = math.sqrt(1.0 - q[3] * q[3])
-    if math.isclose(den, 0.0):
-        return np.zeros(3)
-    return q[:3] * 2.0 * math.acos(q[3]) / den
 
 
 def libero_state(raw_obs: dict) -> np.ndarray:

@@ -10,6 +10,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from vla_bench import __version__
+from vla_bench.atomic_write import write_json_atomically
 from vla_bench.eval.metrics import summarize
 
 EPISODES_FILE = "episodes.jsonl"
@@ -90,9 +91,7 @@ def write_results(run_dir: Path, config, rows: list[dict], wall_seconds: float, 
         "throughput": throughput(rows, wall_seconds),
         "episodes": rows,
     }
-    tmp = run_dir / (RESULTS_FILE + ".tmp")
-    tmp.write_text(json.dumps(results, indent=1))
-    tmp.replace(run_dir / RESULTS_FILE)  # atomic: a reader never sees half a file
+    write_json_atomically(run_dir / RESULTS_FILE, results)
     return results
 
 

@@ -13,7 +13,6 @@ leaves the previous complete state to resume from.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from vla_bench.actions import NormStats
+from vla_bench.atomic_write import replace_atomically, write_json_atomically
 from vla_bench.embodiment import EmbodimentSpec
 from vla_bench.eval.results import git_revision, package_versions
 from vla_bench.policies.flow_vla.checkpoint import WEIGHTS_FILE, read_config, save_checkpoint
@@ -78,28 +78,18 @@ def parent_record(parent: str | Path | None) -> dict | None:
     return record
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, doc: dict) -> None:
-    _atomic(path, lambda p: p.write_text(json.dumps(doc, indent=1)))
-
-
 def save_stage(out: Path, model: FlowVLA, norm_stats: NormStats, specs: list[EmbodimentSpec],
                all_stats: dict[tuple[str, str], NormStats], record: dict) -> None:
     """The checkpoint files, every source's stats, and the stage record."""
     save_checkpoint(model, out, norm_stats, specs)
-    write_json(out / ALL_STATS_FILE, {f"{src}/{emb}": {"source": src, "embodiment": emb, "action": s.action.to_dict(),
+    write_json_atomically(out / ALL_STATS_FILE, {f"{src}/{emb}": {"source": src, "embodiment": emb, "action": s.action.to_dict(),
                                                        "state": None if s.state is None else s.state.to_dict()}
                                       for (src, emb), s in all_stats.items()})
-    write_json(out / STAGE_FILE, {**record, "versions": package_versions(), "git_revision": git_revision()})
+    write_json_atomically(out / STAGE_FILE, {**record, "versions": package_versions(), "git_revision": git_revision()})
 
 
 def save_train_state(out: Path, state: dict) -> None:
-    _atomic(out / STATE_FILE, lambda p: torch.save(state, p))
+    replace_atomically(out / STATE_FILE, lambda p: torch.save(state, p))
 
 
 def load_train_state(out: Path) -> dict | None:
