@@ -14,7 +14,8 @@ PY="$VENV/bin/python"
 "$PY" -m pip install -q --upgrade pip
 # The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
 "$PY" -m pip install -q torch==2.13.0
-"$PY" -m pip install -q -e '.[dev]'
+# baselines: stable-baselines3 (SB3 PPO, `vla-bench rl-baseline`); its torch requirement is met by the CPU build above.
+"$PY" -m pip install -q -e '.[dev,baselines]'
 
 if [ "$WITH_LIBERO" = 1 ]; then
   # libero pins robomimic -> torchvision -> CUDA torch, so install it without dependencies and list what it needs.

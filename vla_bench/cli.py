@@ -20,6 +20,8 @@ EXAMPLES = """examples:
   vla-bench train --stage sft --data data/libero_object --init ckpts/t2a --out ckpts/sft --steps 3000
   torchrun --nproc_per_node 2 -m vla_bench.cli train --stage cpt --data data/robot --out ckpts/cpt   # DDP
   vla-bench rl --suite libero_object --tasks 0,1 --init ckpts/sft --out runs/rl --noise flow_sde --env-steps 50000
+  vla-bench rl-baseline --suite libero_object --tasks 0,1 --out runs/sb3 --env-steps 100000   # SB3 PPO, from scratch
+  vla-bench eval --suite libero_object --tasks 0,1 --policy runs/sb3 --replan-steps 1 --run-dir runs/sb3_eval
 """
 
 
@@ -154,6 +156,20 @@ def build_parser() -> argparse.ArgumentParser:
     rl.add_argument("--set", type=_key_value, action="append", default=[], metavar="KEY=VALUE",
                     help="any other RLConfig field (vla_bench/rl/config.py), e.g. sde_a=0.3, target_kl=0.02")
     rl.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    bl = sub.add_parser("rl-baseline", help="from-scratch baseline: stable-baselines3 PPO (MLP) on state + task "
+                        "one-hot; rerun with the same --out to resume", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    bl.add_argument("--suite", required=True, help="one suite, e.g. libero_object or toy_reach")
+    bl.add_argument("--tasks", type=_int_list, help="task indices, e.g. 0,1 (default: all)")
+    bl.add_argument("--out", required=True, help="run directory; it is the policy for `eval --policy`")
+    bl.add_argument("--env-steps", type=int, default=100_000, help="budget of env steps (default: 100000)")
+    bl.add_argument("--envs-per-task", type=int, default=4, help="env slots per task (default: 4)")
+    bl.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    bl.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    bl.add_argument("--workers", choices=["auto", "yes", "no"], default="auto",
+                    help="env slots in worker processes (auto: yes except toy_reach)")
+    bl.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -175,7 +191,13 @@ def cmd_eval(args) -> int:
     tp = results["throughput"]
     print(f"\n{tp['env_steps']} env steps at {tp['env_steps_per_s']} steps/s "
           f"(render share {tp['render_share']}); results: {run_dir}/results.json")
-    return 0
+    overall = results["metrics"]["overall"]
+    if overall["errors"]:
+        # An errored episode counts as a failure in the table: say so loudly, or a wrong flag reads as a real 0%.
+        first = next(r["error"] for r in results["episodes"] if r.get("error"))
+        print(f"vla-bench: warning: {overall['errors']} of {overall['episodes']} episodes ended in an error "
+              f"(first: {first}); see {run_dir}/episodes.jsonl", file=sys.stderr)
+    return 1 if overall["errors"] == overall["episodes"] else 0
 
 
 def cmd_ls(args) -> int:
@@ -253,13 +275,33 @@ def cmd_rl(args) -> int:
     return 0
 
 
+def cmd_rl_baseline(args) -> int:
+    try:
+        from vla_bench.rl.sb3_baseline import MODEL_FILE, BaselineConfig, train
+    except ImportError as e:  # the optional `baselines` extra
+        raise ValueError(str(e)) from e
+
+    config = BaselineConfig(suite=args.suite, tasks=args.tasks, out=args.out, env_steps=args.env_steps,
+                            envs_per_task=args.envs_per_task, seed=args.seed, threads=args.threads,
+                            workers={"auto": None, "yes": True, "no": False}[args.workers],
+                            progress=not args.no_progress)
+    meta = train(config)
+    tasks = ",".join(map(str, meta["tasks"]))
+    print(json.dumps({k: meta[k] for k in ("suite", "tasks", "num_timesteps", "n_steps", "batch_size")}
+                     | {"model": f"{args.out}/{MODEL_FILE}"}, indent=1))
+    print(f"evaluate: vla-bench eval --suite {meta['suite']} --tasks {tasks} --policy {args.out} --replan-steps 1 "
+          f"--run-dir {args.out.rstrip('/')}_eval")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from vla_bench.envs.libero_setup import LiberoNotInstalled
     from vla_bench.eval.runner import EvalFatalError
 
     args = build_parser().parse_args(argv)
     command = {"eval": cmd_eval, "ls": cmd_ls, "table": cmd_table, "collect": cmd_collect,
-               "synth": cmd_synth, "train": cmd_train, "rl": cmd_rl}[args.command]
+               "synth": cmd_synth, "train": cmd_train, "rl": cmd_rl,
+               "rl-baseline": cmd_rl_baseline}[args.command]
     try:
         return command(args)
     except (KeyError, ValueError, IndexError, FileExistsError, FileNotFoundError, LiberoNotInstalled) as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import importlib.util
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -42,12 +43,18 @@ def _load(target: str):
 
 
 def policy_factory(name: str):
-    """The factory behind a policy name: registered name, checkpoint directory, or "module:factory" of your own.
+    """The factory behind a policy name: registered name, checkpoint directory (flow VLA, or a `vla-bench rl-baseline`
+    run holding sb3_ppo.zip), or "module:factory" of your own.
 
     Resolving it is cheap (no model is built), so the runner checks the name before starting any worker.
     """
     if name in POLICIES:
         return _load(POLICIES[name])
+    if (Path(name) / "sb3_ppo.zip").is_file():  # a `vla-bench rl-baseline` run directory
+        if importlib.util.find_spec("stable_baselines3") is None:
+            raise ValueError(f"{name} holds a stable-baselines3 model, but stable-baselines3 is not installed: "
+                             "`pip install -e '.[baselines]'` (or `bash scripts/setup.sh`)")
+        return functools.partial(_load("vla_bench.rl.sb3_baseline:load_policy"), name)
     if Path(name).is_dir():
         return functools.partial(_load("vla_bench.policies.flow_vla.policy:load_policy"), name)
     if ":" in name and "://" not in name:
