@@ -222,8 +222,19 @@ def test_expert_only_leaves_the_backbone_unchanged(tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("expert."))
 
 
-@pytest.mark.parametrize("mode", ["flow_sde", "flow_noise"])
-def test_ppo_update_learns_a_one_step_bandit(mode, tmp_path):
+def test_advantages_normalized_per_task():
+    from vla_bench.rl.ppo import normalize_per_group
+
+    adv = torch.tensor([1.0, 2.0, 3.0, 10.0, 30.0, 5.0])
+    out = normalize_per_group(adv, ["a", "a", "a", "b", "b", "c"])
+    torch.testing.assert_close(out[:3], torch.tensor([-1.0, 0.0, 1.0]))
+    torch.testing.assert_close(out[3:5], torch.tensor([-1.0, 1.0]) / math.sqrt(2))  # std of [10, 30] is 10 sqrt(2)
+    assert out[5].item() == 0.0  # a group of one: centred only
+
+
+@pytest.mark.parametrize("mode,norm_adv", [("flow_sde", "minibatch"), ("flow_noise", "minibatch"),
+                                           ("flow_sde", "task")])
+def test_ppo_update_learns_a_one_step_bandit(mode, norm_adv, tmp_path):
     """The update's direction, end to end through storage, GAE and `ppo_update`: one-chunk episodes rewarded by the
     executed actions' closeness to 0.5 (normalized units). The deterministic (ODE) chunk of the trained model must
     move most of the way there; no env, so this isolates the learning rule from simulator noise."""
@@ -233,7 +244,7 @@ def test_ppo_update_learns_a_one_step_bandit(mode, tmp_path):
     model, b, target = _model(num_steps=5), 32, 0.5
     agent = ChunkAgent(model, mode=mode, replan_steps=3, sde_a=0.5, s_min=0.05, s_max=0.3)
     config = _toy_config(tmp_path, tmp_path, noise=mode, lr_actor=3e-4, lr_critic=1e-2, update_epochs=4,
-                         minibatch_size=16, target_kl=None)
+                         minibatch_size=16, target_kl=None, norm_adv=norm_adv)
     optimizer, params = make_optimizer(agent, config)
     inputs, mask = _inputs(b), _mask(model, b)
     executed = agent.executed_mask(mask)

@@ -27,7 +27,7 @@ class RLConfig:
     minibatch_size: int = 32  # chunk steps per gradient step
     clip_coef: float = 0.2  # PPO ratio clip (also the value clip)
     clip_vloss: bool = True  # clipped value loss
-    norm_adv: bool = True  # normalize advantages per minibatch
+    norm_adv: str = "minibatch"  # advantage normalization: "minibatch" | "task" (per task over the batch) | "none"
     vf_coef: float = 0.5  # value loss weight
     ent_coef: float = 0.0  # entropy bonus weight (flow_noise only: flow_sde has a fixed std)
     target_kl: float | None = 0.05  # stop the epochs of an iteration once approx-KL exceeds this
@@ -55,6 +55,8 @@ class RLConfig:
         if min(self.envs_per_task, self.rollout_steps, self.replan_steps, self.minibatch_size,
                self.update_epochs) < 1:
             raise ValueError("envs_per_task, rollout_steps, replan_steps, minibatch_size, update_epochs must be >= 1")
+        if self.norm_adv not in ("minibatch", "task", "none"):
+            raise ValueError(f"norm_adv must be minibatch, task or none, got {self.norm_adv!r}")
         if self.workers is None:
             self.workers = not self.suite.startswith("toy")
 

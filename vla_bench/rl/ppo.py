@@ -19,6 +19,19 @@ def explained_variance(predicted: torch.Tensor, target: torch.Tensor) -> float:
     return float("nan") if var == 0 else float(1.0 - (target - predicted).var() / var)
 
 
+def normalize_per_group(advantages: torch.Tensor, groups: list[str]) -> torch.Tensor:
+    """Advantages scaled to mean 0, std 1 within each group (e.g. the chunk steps of one task), over the whole batch.
+
+    With one normalization over several tasks, a task whose critic is too optimistic gets mostly negative
+    advantages, and PPO pushes all of its chunks away from what was done; per task, each gets both signs."""
+    out = advantages.clone()
+    for name in set(groups):
+        idx = torch.tensor([i for i, g in enumerate(groups) if g == name])
+        values = advantages[idx]
+        out[idx] = (values - values.mean()) / (values.std() + 1e-8) if len(idx) > 1 else values - values.mean()
+    return out
+
+
 def ppo_update(agent: ChunkAgent, optimizer: torch.optim.Optimizer, buffer: RolloutBuffer,
                advantages: torch.Tensor, returns: torch.Tensor, config, generator: torch.Generator,
                params: list[torch.nn.Parameter], device: torch.device | str = "cpu") -> dict[str, float]:
@@ -26,6 +39,8 @@ def ppo_update(agent: ChunkAgent, optimizer: torch.optim.Optimizer, buffer: Roll
     b_logprobs, b_values = buffer.flat("log_probs"), buffer.flat("values")
     b_chains, b_stochastic = buffer.flat("chains"), buffer.flat("stochastic")
     b_advantages, b_returns = advantages.flatten(), returns.flatten()
+    if config.norm_adv == "task":  # the prompt names the task (instruction + embodiment)
+        b_advantages = normalize_per_group(b_advantages, [p for step in buffer.prompts for p in step])
     batch = b_logprobs.shape[0]
     minibatch = min(config.minibatch_size, batch)
     clipfracs, approx_kl, old_approx_kl = [], torch.tensor(0.0), torch.tensor(0.0)
@@ -48,7 +63,7 @@ def ppo_update(agent: ChunkAgent, optimizer: torch.optim.Optimizer, buffer: Roll
                 clipfracs.append(((ratio - 1.0).abs() > config.clip_coef).float().mean().item())
 
             mb_advantages = b_advantages[idx].to(device)
-            if config.norm_adv and len(idx) > 1:
+            if config.norm_adv == "minibatch" and len(idx) > 1:
                 mb_advantages = (mb_advantages - mb_advantages.mean()) / (mb_advantages.std() + 1e-8)
 
             # Policy loss: the clipped surrogate.
