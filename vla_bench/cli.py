@@ -261,6 +261,11 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _workers_choice(value: str) -> bool | None:
+    """--workers auto|yes|no -> the configs' workers field (None: the suite's default)."""
+    return {"auto": None, "yes": True, "no": False}[value]
+
+
 def cmd_rl(args) -> int:
     from vla_bench.rl.config import RLConfig
     from vla_bench.rl.trainer import train
@@ -269,7 +274,7 @@ def cmd_rl(args) -> int:
                       total_env_steps=args.env_steps, max_iterations=args.iterations,
                       envs_per_task=args.envs_per_task, rollout_steps=args.rollout_steps,
                       replan_steps=args.replan_steps, lr_actor=args.lr_actor, lr_critic=args.lr_critic,
-                      expert_only=args.expert_only, workers={"auto": None, "yes": True, "no": False}[args.workers],
+                      expert_only=args.expert_only, workers=_workers_choice(args.workers),
                       seed=args.seed, progress=not args.no_progress, **dict(args.set))
     print(json.dumps(train(config), indent=1))
     return 0
@@ -283,7 +288,7 @@ def cmd_rl_baseline(args) -> int:
 
     config = BaselineConfig(suite=args.suite, tasks=args.tasks, out=args.out, env_steps=args.env_steps,
                             envs_per_task=args.envs_per_task, seed=args.seed, threads=args.threads,
-                            workers={"auto": None, "yes": True, "no": False}[args.workers],
+                            workers=_workers_choice(args.workers),
                             progress=not args.no_progress)
     meta = train(config)
     tasks = ",".join(map(str, meta["tasks"]))

@@ -24,7 +24,7 @@ from vla_bench.adapter import ActionAdapter
 from vla_bench.data.lerobot import DatasetWriter, Episode
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.base import TaskEnv
-from vla_bench.envs.registry import expand_suites, list_tasks, make_task_env
+from vla_bench.envs.registry import check_task_indices, expand_suites, list_tasks, make_task_env
 from vla_bench.eval.episode import episode_seed
 from vla_bench.policies.base import Policy, make_policy
 
@@ -90,10 +90,8 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
     """Record up to `config.episodes` successful episodes per task; return counts {recorded, failed, ...}."""
     plan = []
     for suite in config.suites:
+        check_task_indices(suite, config.tasks or ())
         tasks = list_tasks(suite)
-        bad = [t for t in config.tasks or () if not 0 <= t < len(tasks)]
-        if bad:
-            raise KeyError(f"{suite} has tasks 0..{len(tasks) - 1}; got {bad} (see `vla-bench ls --suite {suite}`)")
         plan += [(suite, t) for t in tasks if config.tasks is None or t.index in config.tasks]
     embodiments = {t.embodiment for _, t in plan}
     if len(embodiments) != 1:

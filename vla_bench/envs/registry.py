@@ -41,6 +41,20 @@ def list_tasks(suite: str) -> list[TaskInfo]:
     return importlib.import_module(SUITES[suite]).list_tasks(suite)
 
 
+def wants_worker_processes(suite: str) -> bool:
+    """Default for rollouts: simulators step in worker processes; micro-envs (toy_*), whose steps cost microseconds,
+    in the learner's process, where an inter-process message would cost more than the step."""
+    return not suite.startswith("toy")
+
+
+def check_task_indices(suite: str, indices) -> None:
+    """Raise KeyError, with the valid range, if any of `indices` is not a task of `suite`."""
+    n = len(list_tasks(suite))
+    bad = [t for t in indices if not 0 <= t < n]
+    if bad:
+        raise KeyError(f"{suite} has tasks 0..{n - 1}; got {bad} (see `vla-bench ls --suite {suite}`)")
+
+
 def make_task_env(suite: str, task_index: int, **options) -> TaskEnv:
     module = importlib.import_module(SUITES[suite])
     return getattr(module, ENV_CLASSES[SUITES[suite]])(suite, task_index, **options)

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from vla_bench.adapter import ActionAdapter
 from vla_bench.embodiment import get_embodiment
-from vla_bench.envs.registry import expand_suites, list_tasks, make_task_env
+from vla_bench.envs.registry import check_task_indices, expand_suites, list_tasks, make_task_env
 from vla_bench.eval.episode import EpisodeSpec, episode_seed, run_episode
 from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, load_results, write_results
 from vla_bench.policies.base import make_policy, policy_factory
@@ -64,9 +64,8 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
     for suite in config.suites:
         tasks = list_tasks(suite)
         chosen = range(len(tasks)) if config.tasks is None else config.tasks
+        check_task_indices(suite, chosen)
         for t in chosen:
-            if not 0 <= t < len(tasks):
-                raise KeyError(f"{suite} has tasks 0..{len(tasks) - 1}; got {t} (see `vla-bench ls --suite {suite}`)")
             n_init = tasks[t].num_init_states
             inits = config.init_indices if config.init_indices is not None else range(config.episodes)
             bad = [i for i in inits if not 0 <= i < n_init]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from vla_bench.envs.registry import wants_worker_processes
+
 
 @dataclass
 class RLConfig:
@@ -58,7 +60,7 @@ class RLConfig:
         if self.norm_adv not in ("minibatch", "task", "none"):
             raise ValueError(f"norm_adv must be minibatch, task or none, got {self.norm_adv!r}")
         if self.workers is None:
-            self.workers = not self.suite.startswith("toy")
+            self.workers = wants_worker_processes(self.suite)
 
     @property
     def num_envs(self) -> int:

@@ -27,7 +27,7 @@ from vla_bench.actions import pad_actions
 from vla_bench.adapter import ActionChunk, Observation
 from vla_bench.atomic_write import replace_atomically, write_json_atomically
 from vla_bench.embodiment import EmbodimentSpec, get_embodiment
-from vla_bench.envs.registry import expand_suites, list_tasks
+from vla_bench.envs.registry import check_task_indices, expand_suites, list_tasks, wants_worker_processes
 from vla_bench.metric_log import MetricLogger
 
 MISSING = ("stable-baselines3 is not installed: `pip install -e '.[baselines]'` (or `bash scripts/setup.sh`, which "
@@ -74,15 +74,13 @@ class BaselineConfig:
         self.tasks = list(range(n)) if self.tasks is None else [int(t) for t in self.tasks]
         if not self.tasks:
             raise ValueError("at least one task is needed")
-        bad = [t for t in self.tasks if not 0 <= t < n]
-        if bad:
-            raise KeyError(f"{self.suite} has tasks 0..{n - 1}; got {bad} (see `vla-bench ls --suite {self.suite}`)")
+        check_task_indices(self.suite, self.tasks)
         if len(set(self.tasks)) != len(self.tasks):
             raise ValueError(f"duplicate task indices in {self.tasks}")
         if self.env_steps < 1 or self.envs_per_task < 1 or (self.n_steps is not None and self.n_steps < 2):
             raise ValueError("env_steps and envs_per_task must be >= 1, n_steps >= 2")
         if self.workers is None:
-            self.workers = not self.suite.startswith("toy")
+            self.workers = wants_worker_processes(self.suite)
 
     @property
     def num_envs(self) -> int:
