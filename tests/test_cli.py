@@ -47,6 +47,13 @@ def test_clear_errors(argv, match, capsys, tmp_path):
     assert match in capsys.readouterr().err
 
 
+def test_table_names_a_file_that_is_not_results_json(tmp_path, capsys):
+    log = tmp_path / "eval.log"  # what `table runs/eval_*` picks up beside the run directories
+    log.write_text("[robosuite WARNING] ...\n")
+    assert cli.main(["table", str(log)]) == 2
+    assert f"{log} is not a results.json" in capsys.readouterr().err
+
+
 def test_missing_libero_names_the_setup_command(monkeypatch):
     monkeypatch.setattr(libero_setup, "_package_dir", lambda name: None)
     with pytest.raises(libero_setup.LiberoNotInstalled, match="scripts/setup.sh"):

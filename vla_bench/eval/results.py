@@ -102,4 +102,7 @@ def load_results(path: str | Path) -> dict:
         p = p / RESULTS_FILE
     if not p.is_file():
         raise FileNotFoundError(f"no results at {p}")
-    return json.loads(p.read_text())
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError as e:  # e.g. a shell glob that also matched a log file
+        raise ValueError(f"{p} is not a results.json (an eval run directory or its results.json): {e}") from None
