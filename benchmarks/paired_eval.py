@@ -12,10 +12,15 @@ import json
 from math import comb
 from pathlib import Path
 
+from vla_bench.eval.results import EPISODES_FILE, load_episode_rows
+
 
 def successes(run_dir: str) -> dict[tuple, bool]:
-    rows = [json.loads(line) for line in (Path(run_dir) / "episodes.jsonl").read_text().splitlines() if line]
-    return {(r["suite"], r["task_index"], r["init_index"], r["seed"]): bool(r["success"]) for r in rows}
+    path = Path(run_dir) / EPISODES_FILE
+    if not path.is_file():
+        raise SystemExit(f"no {EPISODES_FILE} in {run_dir} (an eval run directory is expected)")
+    return {(r["suite"], r["task_index"], r["init_index"], r["seed"]): bool(r["success"])
+            for r in load_episode_rows(path)}
 
 
 def mcnemar_exact(only_a: int, only_b: int) -> float:
