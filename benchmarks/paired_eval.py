@@ -2,6 +2,12 @@
 each episode has the same per-episode seed in both): how many succeed in both, only in A, only in B, and the exact
 two-sided McNemar p-value over the discordant pairs.
 
+Runs of several seeds (`eval --seeds N`) pair each (episode, seed index). Rows pair on the per-episode seed, which is
+the seed index when the base seeds agree, and also pairs identical runs across offset bases (`--seed 8` with seed
+index 1 of `--seed 7 --seeds 2`). The pairs of one episode's seeds share its init state, so with several seeds the
+McNemar p-value, which takes pairs as independent, is optimistic; "distinct_episodes" says how many init states the
+pairs cover.
+
   python benchmarks/paired_eval.py leaderboards/sft_libero/eval_sft_scratch \
       leaderboards/rl/eval_libero_obj_noise_task_norm
 """
@@ -42,8 +48,8 @@ def main() -> None:
     both = sum(a[k] and b[k] for k in keys)
     only_a = sum(a[k] and not b[k] for k in keys)
     only_b = sum(b[k] and not a[k] for k in keys)
-    print(json.dumps({"paired_episodes": len(keys), "both": both, "only_a": only_a, "only_b": only_b,
-                      "neither": len(keys) - both - only_a - only_b,
+    print(json.dumps({"paired_episodes": len(keys), "distinct_episodes": len({k[:3] for k in keys}), "both": both,
+                      "only_a": only_a, "only_b": only_b, "neither": len(keys) - both - only_a - only_b,
                       "mcnemar_p": round(mcnemar_exact(only_a, only_b), 4)}, indent=1))
 
 

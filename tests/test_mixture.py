@@ -111,6 +111,37 @@ def test_preset_and_per_source_stats(data):
         preset_sources("qwen_vla_t2a", {"video": [data["toy"]]})
     with pytest.raises(ValueError, match="balance"):
         Source("x", [data["toy"]], balance="uniform")
-    with pytest.raises(ValueError, match="different camera views"):
-        collate([MixtureSampler([Source("t", [data["toy"]])], images=True).draw(0),
-                 MixtureSampler([Source("l", [data["libero"]])], images=True).draw(0)])
+
+
+
+def test_embodiments_with_other_cameras_share_a_batch(data):
+    """A view one sample lacks is a black frame marked absent, and the tiny backbone masks its tokens: what is in
+    the absent frame cannot change the sample's prefix."""
+    import torch
+
+    from vla_bench.policies.flow_vla.backbone import PrefixInputs
+    from vla_bench.policies.flow_vla.backbone_tiny import TinyBackbone
+    from vla_bench.policies.flow_vla.config import preset_config
+
+    toy = MixtureSampler([Source("t", [data["toy"]])], images=True).draw(0)
+    libero = MixtureSampler([Source("l", [data["libero"]])], images=True).draw(0)
+    assert set(toy.images) != set(libero.images), "the fixture's embodiments must differ in their cameras"
+    batch = collate([toy, libero])
+    assert set(batch["images"]) == set(toy.images) | set(libero.images)
+    assert set(batch["image_valid"]) == set(toy.images) ^ set(libero.images)
+    for view, valid in batch["image_valid"].items():
+        np.testing.assert_array_equal(valid, [view in toy.images, view in libero.images])
+        assert not batch["images"][view][~valid].any()
+
+    torch.manual_seed(0)
+    backbone = TinyBackbone(preset_config("tiny-1m", use_images=True).backbone).eval()
+    state, valid = torch.zeros(2, 4), {v: torch.from_numpy(x) for v, x in batch["image_valid"].items()}
+    black = {v: torch.from_numpy(x) for v, x in batch["images"].items()}
+    noisy = {v: torch.where(valid[v][:, None, None, None], x, torch.randint_like(x, 255)) if v in valid else x
+             for v, x in black.items()}
+    tokens, mask = backbone.encode(PrefixInputs(["a", "b"], state, black, valid))
+    tokens_noisy, mask_noisy = backbone.encode(PrefixInputs(["a", "b"], state, noisy, valid))
+    assert torch.equal(mask, mask_noisy) and mask[1].sum() < mask[0].sum()  # sample b has fewer image tokens
+    torch.testing.assert_close(tokens[1][mask[1]], tokens_noisy[1][mask[1]], atol=1e-6, rtol=1e-6)
+    unmasked, _ = backbone.encode(PrefixInputs(["a", "b"], state, noisy))  # without the marks, the noise leaks in
+    assert not torch.allclose(unmasked[1][mask[1]], tokens[1][mask[1]], atol=1e-4)

@@ -22,16 +22,19 @@ EXAMPLES = """examples:
   vla-bench train --stage sft --data data/libero_object --init ckpts/t2a --out ckpts/sft --steps 3000
   torchrun --nproc_per_node 2 -m vla_bench.cli train --stage cpt --data data/robot --out ckpts/cpt   # DDP
   vla-bench rl --suite libero_object --tasks 0,1 --init ckpts/sft --out runs/rl --noise flow_sde --env-steps 50000
+  vla-bench pipeline leaderboards/cpu_repro/pipeline.yaml   # data -> T2A -> CPT -> SFT -> RL, evaluated after each
   vla-bench rl-baseline --suite libero_object --tasks 0,1 --out runs/sb3 --env-steps 100000   # SB3 PPO, from scratch
   vla-bench eval --suite libero_object --tasks 0,1 --policy runs/sb3 --replan-steps 1 --run-dir runs/sb3_eval
 """
 
 
 def _int_list(text: str) -> list[int]:
+    from vla_bench.envs.spec import parse_ids
+
     try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+        return parse_ids(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive_int(text: str) -> int:
@@ -71,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--episode-ids", "--init-indices", dest="episode_ids", type=_int_list,
                     help="explicit episode ids, e.g. 5,17 (LIBERO: init-state indices; overrides --episodes)")
     ev.add_argument("--seed", type=int, default=7, help="base seed (default: 7)")
+    ev.add_argument("--seeds", type=_positive_int, default=1, metavar="N", help="run every episode under N seeds, "
+                    "base seeds SEED..SEED+N-1; results report the mean over seeds with an interval that contains "
+                    "each seed's value (default: 1; a --resume may add seeds)")
     ev.add_argument("--image-size", type=_positive_int, help="the policy's square image size (LIBERO renders at it, "
                     "default 128; SimplerEnv resizes its 640x480 camera with padding; default: the suite's cameras)")
     ev.add_argument("--replan-steps", type=int, default=5, help="actions executed per chunk (default: 5)")
@@ -106,9 +112,24 @@ def build_parser() -> argparse.ArgumentParser:
     ls = sub.add_parser("ls", help="list suites, tasks, policies and embodiments")
     ls.add_argument("--suite", help="list this suite's tasks")
 
-    tb = sub.add_parser("table", help="Markdown table from run directories or results.json files")
-    tb.add_argument("runs", nargs="+")
+    tb = sub.add_parser("table", help="tables from run directories or results.json files: one row per run, or "
+                        "(--by stage) one row per training stage, the paper's Table 11")
+    tb.add_argument("runs", nargs="+", help="eval run directories, results.json files, or directories holding them "
+                    "(searched recursively with --by stage, e.g. a pipeline run)")
     tb.add_argument("--metric", default="success", help="success (default) or any suite metric, e.g. grasped")
+    tb.add_argument("--by", choices=("run", "stage"), default="run", help="run: a row per run (default); stage: a "
+                    "row per stage of each checkpoint's lineage (CPT / + SFT / + RL)")
+    tb.add_argument("--format", choices=("markdown", "csv", "latex"), default="markdown",
+                    help="markdown (default); csv and latex with --by stage")
+    tb.add_argument("--out", help="write the table to this file (default: stdout)")
+    tb.add_argument("--reference", help="with --by stage: a paper's published rows beside ours, e.g. qwen-vla "
+                    "(leaderboards/reference/), or such a JSON file")
+    tb.add_argument("--plot", metavar="FILE.png", help="with --by stage: also draw the stage-by-suite bars")
+
+    pr = sub.add_parser("plot-rl", help="PNG of an RL run's noisy-rollout success and episodic return over env steps")
+    pr.add_argument("run", help="the RL run directory (the --out of `vla-bench rl`: metrics.csv, rl_config.json)")
+    pr.add_argument("--out", required=True, help="the image file, e.g. rl.png")
+    pr.add_argument("--window", type=int, default=10, help="moving average over this many iterations (default: 10)")
 
     co = sub.add_parser("collect", help="record a policy's successful episodes as a LeRobotDataset v3",
                         epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--out", required=True, help="dataset directory; rerun with the same one to resume")
     co.add_argument("--episodes", type=int, default=50, help="successful episodes per task (default: 50)")
     co.add_argument("--tasks", type=_int_list, help="task indices, e.g. 0,3,7 (default: all)")
+    co.add_argument("--episode-ids", type=_int_list, help="the episode ids tried, in order, e.g. 25-49 (default: "
+                    "all of a task's): keep the ids you evaluate on out of the demonstrations")
     co.add_argument("--image-size", type=int, default=128, help="camera resolution in pixels; 0 records no "
                     "images (default: 128)")
     co.add_argument("--replan-steps", type=int, default=5, help="actions executed per chunk (default: 5)")
@@ -177,6 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--save-every", type=int, default=500, help="steps between checkpoints (default: 500)")
     tr.add_argument("--log-every", type=int, default=10, help="steps between log rows (default: 10)")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    pl = sub.add_parser("pipeline", help="the recipe in one run: data, T2A -> CPT -> SFT -> RL as configured, an "
+                        "evaluation after each stage; rerun to resume (done steps are skipped)", epilog=EXAMPLES,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    pl.add_argument("config", help="pipeline config (.yaml or .toml); see leaderboards/cpu_repro/pipeline.yaml")
+    pl.add_argument("--out", help="run directory (default: the config's `out`, else runs/pipeline/<name>)")
+    pl.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     rl = sub.add_parser("rl", help="PPO over action chunks with noise-injected Euler steps (Flow-SDE / Flow-Noise); "
                         "rerun with the same --out to resume", epilog=EXAMPLES,
@@ -307,7 +337,7 @@ def cmd_eval(args) -> int:
         env_options["fixtures"] = args.fixtures
     env_options |= _nav_env_options(args)
     config = EvalConfig(suites=args.suite, policy=args.policy, run_dir=run_dir, tasks=args.tasks,
-                        episodes=args.episodes, episode_ids=args.episode_ids, seed=args.seed,
+                        episodes=args.episodes, episode_ids=args.episode_ids, seed=args.seed, seeds=args.seeds,
                         image_size=args.image_size, replan_steps=args.replan_steps, env_options=env_options,
                         policy_options=dict(args.policy_option), max_attempts=args.max_attempts,
                         chunk_timeout=args.chunk_timeout, episode_timeout=args.episode_timeout,
@@ -358,9 +388,43 @@ def cmd_ls(args) -> int:
 
 
 def cmd_table(args) -> int:
-    from vla_bench.eval.table import markdown_table
+    from pathlib import Path
 
-    print(markdown_table(args.runs, metric=args.metric))
+    if args.by == "run":
+        from vla_bench.eval.table import markdown_table
+
+        stage_only = [flag for flag, given in ((f"--format {args.format}", args.format != "markdown"),
+                                               ("--reference", args.reference), ("--plot", args.plot)) if given]
+        if stage_only:
+            raise ValueError(f"{', '.join(stage_only)} needs --by stage (the per-run table is Markdown only)")
+        text = markdown_table(args.runs, metric=args.metric) + "\n"
+    else:
+        from vla_bench.eval.stage_table import render, stage_table
+
+        table = stage_table(args.runs, metric=args.metric, reference=args.reference)
+        text = render(table, args.format)
+        if args.plot:
+            from vla_bench.eval.plots import plot_stage_table
+
+            try:
+                print(f"plot: {plot_stage_table(table, args.plot)}", file=sys.stderr)
+            except ImportError as e:  # matplotlib is optional
+                raise ValueError(str(e)) from e
+    if args.out:
+        Path(args.out).write_text(text)
+        print(f"table: {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_plot_rl(args) -> int:
+    from vla_bench.eval.plots import plot_rl
+
+    try:
+        print(plot_rl(args.run, args.out, window=args.window))
+    except ImportError as e:  # matplotlib is optional
+        raise ValueError(str(e)) from e
     return 0
 
 
@@ -368,7 +432,8 @@ def cmd_collect(args) -> int:
     from vla_bench.data.collect import CollectConfig, collect
 
     config = CollectConfig(suites=args.suite, policy=args.policy, out=args.out, episodes=args.episodes,
-                           tasks=args.tasks, image_size=args.image_size, replan_steps=args.replan_steps,
+                           episode_ids=args.episode_ids, tasks=args.tasks, image_size=args.image_size,
+                           replan_steps=args.replan_steps,
                            seed=args.seed, flush_every=args.flush_every, policy_options=dict(args.policy_option),
                            env_options=dict(args.env_option) | ({"asset_dir": args.asset_dir} if args.asset_dir else {})
                            | ({"fixtures": args.fixtures} if args.fixtures else {}) | _nav_env_options(args))
@@ -419,6 +484,15 @@ def cmd_train(args) -> int:
 def _workers_choice(value: str) -> bool | None:
     """--workers auto|yes|no -> the configs' workers field (None: the suite's default)."""
     return {"auto": None, "yes": True, "no": False}[value]
+
+
+def cmd_pipeline(args) -> int:
+    from vla_bench.pipeline import run_pipeline
+
+    state = run_pipeline(args.config, out=args.out, progress=not args.no_progress)
+    for key, step in state["steps"].items():
+        print(f"{key}\t{step['status']}\t{step['wall_seconds']:.0f} s")
+    return 0
 
 
 def cmd_rl(args) -> int:
@@ -482,8 +556,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handle_sigterm()  # SIGTERM (Slurm, docker, timeout) stops a run like Ctrl-C: partial results, then exit 143
     command = {"eval": cmd_eval, "ls": cmd_ls, "table": cmd_table, "collect": cmd_collect,
-               "synth": cmd_synth, "train": cmd_train, "rl": cmd_rl,
-               "rl-baseline": cmd_rl_baseline, "serve": cmd_serve, "nav-episodes": cmd_nav_episodes}[args.command]
+               "synth": cmd_synth, "train": cmd_train, "rl": cmd_rl, "pipeline": cmd_pipeline,
+               "rl-baseline": cmd_rl_baseline, "serve": cmd_serve, "nav-episodes": cmd_nav_episodes,
+               "plot-rl": cmd_plot_rl}[args.command]
     try:
         return command(args)
     except (KeyError, ValueError, IndexError, FileExistsError, FileNotFoundError,

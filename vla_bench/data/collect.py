@@ -40,6 +40,8 @@ class CollectConfig:
     policy: str  # registered policy name or "module:factory" (see vla_bench.policies.base.policy_factory)
     out: str  # dataset directory; reused to resume
     episodes: int = 50  # successful episodes wanted per task (episode ids are tried in order)
+    episode_ids: list[int] | None = None  # the ids tried, in this order (default: all of the task's); naming them
+    #                                       keeps evaluation ids out of the demonstrations
     tasks: list[int] | None = None  # task indices within each suite; None = all
     image_size: int = 128  # camera height = width; 0 records no images
     replan_steps: int = 5  # actions executed per policy query
@@ -123,8 +125,8 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
         for suite, task in plan:
             have = sum(1 for s, t, _ in done if (s, t) == (suite, task.index))
             bar.update(min(have, config.episodes))
-            todo = [i for i in task.episode_ids
-                    if (suite, task.index, i) not in done and (suite, task.index, i) not in failed]
+            tried = task.choose_episodes(ids=config.episode_ids) if config.episode_ids else task.episode_ids
+            todo = [i for i in tried if (suite, task.index, i) not in done and (suite, task.index, i) not in failed]
             env = None  # built on the first episode needed: a LIBERO env costs seconds, a finished task none
             try:
                 for episode_id in todo:

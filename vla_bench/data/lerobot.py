@@ -36,7 +36,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from dataclasses import dataclass, field
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -66,6 +68,9 @@ INDEX_FEATURES = {"timestamp": "float32", "frame_index": "int64", "episode_index
                   "task_index": "int64"}
 IMAGE_STATS_FRAMES = 16  # frames per episode the image statistics look at (decoding every frame is not needed)
 ROW_GROUP_ROWS = 64  # frames per parquet row group: a random image read loads one group, not a whole file
+# Encoded image bytes a reader keeps in memory (default 1 GiB: ~150k frames of 64 px, every view of a CPU-scale
+# dataset); $VLA_BENCH_IMAGE_CACHE_MB overrides it.
+IMAGE_CACHE_BYTES = int(os.environ.get("VLA_BENCH_IMAGE_CACHE_MB", "1024")) << 20
 _IMAGE_TYPE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
 
@@ -482,8 +487,10 @@ class DatasetReader:
         if self.embodiment is not None and self.action.shape[1] != self.embodiment.action_dim:
             raise ValueError(f"{self.root}: actions have {self.action.shape[1]} channels, embodiment "
                              f"{self.embodiment.name!r} has {self.embodiment.action_dim}")
-        # Decoded row groups of image columns, most recently used kept: training draws revisit files often.
-        self._image_group = lru_cache(maxsize=64)(self._read_image_group)
+        # Row groups of image columns (encoded bytes), most recently used kept within a byte budget: training
+        # draws revisit every group, and a count limit thrashed (64 groups of 64 rows held 2 views of 32 episodes).
+        self._image_groups: OrderedDict[tuple, pa.StructArray] = OrderedDict()
+        self._image_cache_bytes = 0
         self._group_starts = lru_cache(maxsize=None)(self._read_group_starts)
 
     def _load_frames(self) -> None:
@@ -553,9 +560,17 @@ class DatasetReader:
         meta = pq.read_metadata(self.root / self._data_files[file_id])
         return np.cumsum([0] + [meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
 
-    def _read_image_group(self, file_id: int, key: str, group: int) -> pa.StructArray:
+    def _image_group(self, file_id: int, key: str, group: int) -> pa.StructArray:
+        cache, k = self._image_groups, (file_id, key, group)
+        if k in cache:
+            cache.move_to_end(k)
+            return cache[k]
         table = pq.ParquetFile(self.root / self._data_files[file_id]).read_row_group(group, columns=[key])
-        return table.column(key).combine_chunks()
+        cache[k] = column = table.column(key).combine_chunks()
+        self._image_cache_bytes += column.nbytes
+        while self._image_cache_bytes > IMAGE_CACHE_BYTES and len(cache) > 1:
+            self._image_cache_bytes -= cache.popitem(last=False)[1].nbytes
+        return column
 
     def image(self, view: str, row: int) -> np.ndarray:
         """The frame of `view` at dataset row `row`: uint8 [H, W, 3]."""

@@ -201,12 +201,17 @@ def _pad(x: np.ndarray, n: int) -> np.ndarray:
 
 
 def collate(samples: list[Sample]) -> dict:
-    """Stack samples: arrays [B, ...], strings as lists, images by view (all samples must have the same views)."""
-    views = {tuple(sorted(s.images)) for s in samples}
-    if len(views) > 1:
-        raise ValueError(f"samples with different camera views {sorted(views)} cannot share a batch")
+    """Stack samples: arrays [B, ...], strings as lists, images by view. Samples of embodiments with other cameras
+    share a batch: a view a sample lacks is a black frame marked absent in `image_valid` (its tokens are masked)."""
     batch = {key: [getattr(s, key) for s in samples] for key in ("source", "embodiment", "instruction", "prompt")}
     batch.update({key: np.stack([getattr(s, key) for s in samples])
                   for key in ("state", "state_mask", "actions", "mask")})
-    batch["images"] = {v: np.stack([s.images[v] for s in samples]) for v in views.pop()}
+    views = sorted({v for s in samples for v in s.images})
+    batch["images"], batch["image_valid"] = {}, {}
+    for v in views:
+        shape = next(s.images[v].shape for s in samples if v in s.images)
+        present = np.array([v in s.images for s in samples])
+        batch["images"][v] = np.stack([s.images[v] if v in s.images else np.zeros(shape, np.uint8) for s in samples])
+        if not present.all():
+            batch["image_valid"][v] = present
     return batch

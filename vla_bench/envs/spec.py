@@ -90,6 +90,19 @@ class TaskInfo:
         return list(self.episode_ids[:n])
 
 
+def parse_ids(text: str) -> list[int]:
+    """'0,3,7' or with inclusive ranges, '25-49,60' -> the integers, in order; ValueError names the text."""
+    out = []
+    try:
+        for part in (x.strip() for x in text.split(",")):
+            first, dash, last = part.partition("-")
+            if part:
+                out += list(range(int(first), int(last) + 1)) if dash and first else [int(part)]
+    except ValueError:
+        raise ValueError(f"expected comma-separated integers or ranges (25-49), got {text!r}") from None
+    return out
+
+
 def _ranges(ids: tuple[int, ...]) -> str:
     """'0..49' for a contiguous run, else the ids themselves (shortened)."""
     if ids and list(ids) == list(range(ids[0], ids[0] + len(ids))):

@@ -21,10 +21,11 @@ class EpisodeSpec:
     episode_id: int  # one of the task's episode ids (LIBERO: the init state; SimplerEnv: ManiSkill's episode_id)
     seed: int
     task: str = ""  # the task's name, for rows written without the env (a crashed worker)
+    seed_index: int = 0  # which of the run's seeds (`--seeds N`: 0..N-1); `seed` derives from base seed + it
 
     @property
-    def key(self) -> tuple[str, int, int]:
-        return self.suite, self.task_index, self.episode_id
+    def key(self) -> tuple[str, int, int, int]:
+        return self.suite, self.task_index, self.episode_id, self.seed_index
 
 
 def episode_seed(base_seed: int, suite: str, task_index: int, episode_id: int) -> int:
@@ -59,8 +60,8 @@ def run_episode(env: TaskEnv, policy: Policy, adapter: ActionAdapter, spec: Epis
         retryable = isinstance(e, ConnectionError)  # e.g. a policy server restarted: the episode may be run again
     row = {
         "suite": spec.suite, "task_index": spec.task_index, "task": env.task.name, "episode_id": spec.episode_id,
-        "instruction": instruction, "seed": spec.seed, **metrics, "steps": steps, "end": end,
-        "seconds": round(time.perf_counter() - t0, 4), "physics_steps": env.physics_steps - physics0,
+        "instruction": instruction, "seed": spec.seed, "seed_index": spec.seed_index, **metrics, "steps": steps,
+        "end": end, "seconds": round(time.perf_counter() - t0, 4), "physics_steps": env.physics_steps - physics0,
         "render_seconds": round(env.render_seconds - render0, 4), "info": info, "error": error,
     }
     if error:

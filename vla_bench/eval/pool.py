@@ -292,6 +292,6 @@ class WorkerPool:
 def failure_row(spec: EpisodeSpec, wid: int, reason: str, attempts: int = 1) -> dict:
     """The row of an episode that produced none: its worker died or was killed."""
     return {"suite": spec.suite, "task_index": spec.task_index, "task": spec.task, "episode_id": spec.episode_id,
-            "instruction": None, "seed": spec.seed, "success": False, "steps": 0, "end": "error", "seconds": 0.0,
-            "physics_steps": 0, "render_seconds": 0.0, "info": {}, "worker": wid, "attempts": attempts,
-            "error": reason}
+            "instruction": None, "seed": spec.seed, "seed_index": spec.seed_index, "success": False, "steps": 0,
+            "end": "error", "seconds": 0.0, "physics_steps": 0, "render_seconds": 0.0, "info": {}, "worker": wid,
+            "attempts": attempts, "error": reason}

@@ -17,17 +17,26 @@ from vla_bench.eval.metrics import summarize
 
 EPISODES_FILE = "episodes.jsonl"
 RESULTS_FILE = "results.json"
-SCHEMA_VERSION = 2  # 2: episode ids, suite metrics and end reasons in the rows, a record per suite
+SCHEMA_VERSION = 3  # 2: episode ids, suite metrics and end reasons in the rows, a record per suite; 3: seed indices
+SEED_RULE = "crc32(f'{base + seed_index}/{suite}/{task_index}/{episode_id}') & 0x7fffffff, seed_index in 0..count-1"
 _VERSIONED = ("numpy", "torch")  # the main process's; each suite's simulator packages are under "suites"
 
 
 def upgrade_row(row: dict) -> dict:
-    """A row of schema 1 (LIBERO-only: `init_index`, success ended the episode) in today's terms."""
+    """A row of an older schema in today's terms: schema 1 (LIBERO-only: `init_index`, success ended the episode),
+    schema 2 (one seed per run: seed index 0)."""
     if "episode_id" not in row and "init_index" in row:
         row = dict(row)
         row["episode_id"] = row.pop("init_index")
         row.setdefault("end", "error" if row.get("error") else "done" if row["success"] else "budget")
+    if "seed_index" not in row:
+        row = {**row, "seed_index": 0}
     return row
+
+
+def row_key(row: dict) -> tuple[str, int, int, int]:
+    """What a row is the result of: (suite, task index, episode id, seed index); `EpisodeSpec.key` of its episode."""
+    return row["suite"], row["task_index"], row["episode_id"], row["seed_index"]
 
 
 def load_episode_rows(path: Path) -> list[dict]:
@@ -40,7 +49,7 @@ def load_episode_rows(path: Path) -> list[dict]:
             r = upgrade_row(json.loads(line))
         except json.JSONDecodeError:
             continue
-        rows[(r["suite"], r["task_index"], r["episode_id"])] = r
+        rows[row_key(r)] = r
     return list(rows.values())
 
 
@@ -84,9 +93,10 @@ def throughput(rows: list[dict], wall_seconds: float) -> dict:
 
 
 def write_results(run_dir: Path, config, rows: list[dict], wall_seconds: float, complete: bool,
-                  suites: dict) -> dict:
-    """results.json from the rows; `suites` is each suite's record (protocol, metrics, provenance, versions)."""
-    rows = sorted(rows, key=lambda r: (r["suite"], r["task_index"], r["episode_id"]))
+                  suites: dict, policy_lineage: dict | None = None) -> dict:
+    """results.json from the rows; `suites` is each suite's record (protocol, metrics, provenance, versions),
+    `policy_lineage` the checkpoint's lineage.json (None for other policies)."""
+    rows = sorted(rows, key=row_key)
     results = {
         "schema_version": SCHEMA_VERSION,
         "complete": complete,
@@ -94,7 +104,8 @@ def write_results(run_dir: Path, config, rows: list[dict], wall_seconds: float, 
         "versions": package_versions(),
         "suites": suites,
         "git_revision": git_revision(),
-        "seeds": {"base": config.seed, "per_episode": "crc32(base/suite/task/episode_id) & 0x7fffffff"},
+        "seeds": {"base": config.seed, "count": config.seeds, "per_episode": SEED_RULE},
+        "policy_lineage": policy_lineage,
         "metrics": summarize(rows, {name: [MetricSpec(**m) for m in s["metrics"]] for name, s in suites.items()}),
         "throughput": throughput(rows, wall_seconds),
         "episodes": rows,

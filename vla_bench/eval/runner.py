@@ -5,6 +5,10 @@ Every finished episode is appended to `<run dir>/episodes.jsonl` (flushed and fs
 crash, a kill, SIGTERM or Ctrl-C loses nothing finished; `resume=True` runs only the episodes missing from that file
 (errored ones are retried), and refuses a different config or different policy weights at the same path. Rows
 carry the session that wrote them and when, so the wall time of a run killed and resumed counts every session.
+
+With `seeds=N` every planned episode runs N times, seed index k with base seed `seed + k`: a row is one (episode,
+seed index), and resume, results and summaries key by both. A resume may add seeds (the rows of the first ones stay
+valid), never drop them.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from vla_bench.envs.suite_python import package_versions, suite_python
 from vla_bench.eval.episode import EpisodeSpec, episode_seed
 from vla_bench.eval.pool import Dispatcher, EvalFatalError, Limits, WorkerPool
 from vla_bench.eval.ray_pool import RayPool, check_ray_backend
-from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, write_results
+from vla_bench.eval.results import EPISODES_FILE, drop_torn_tail, load_episode_rows, row_key, write_results
+from vla_bench.lineage import read_lineage
 from vla_bench.policies.base import make_policy
 
 __all__ = ["EvalConfig", "EvalFatalError", "evaluate", "plan_episodes"]
@@ -44,6 +49,7 @@ class EvalConfig:
     episodes: int | None = None  # the first N episode ids of each task; None = the protocol's count
     episode_ids: list[int] | None = None  # explicit episode ids (overrides `episodes`)
     seed: int = 7  # base seed; each episode's seed derives from it and the episode's identity
+    seeds: int = 1  # runs of every episode, seed index k under base seed `seed + k` (index 0: the plain run)
     image_size: int | None = None  # the policy's square image size; None = the suite's cameras as specified
     replan_steps: int = 5  # actions executed open-loop per chunk
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -61,8 +67,8 @@ class EvalConfig:
     def __post_init__(self):
         self.suites = expand_suites(self.suites)
         if self.workers < 1 or (self.episodes is not None and self.episodes < 1) or self.replan_steps < 1 \
-                or self.max_attempts < 1:
-            raise ValueError("workers, episodes, replan_steps and max_attempts must be >= 1")
+                or self.max_attempts < 1 or self.seeds < 1:
+            raise ValueError("workers, episodes, seeds, replan_steps and max_attempts must be >= 1")
         if self.image_size is not None and not 1 <= self.image_size <= MAX_IMAGE_SIZE:
             raise ValueError(f"image_size must be in 1..{MAX_IMAGE_SIZE}, got {self.image_size}")
         if self.chunk_timeout < 0 or self.episode_timeout < 0:
@@ -73,7 +79,8 @@ class EvalConfig:
             get_suite(suite).check_env_options(self.env_options)
 
     def identity(self) -> dict:
-        """The fields that must match for `--resume` to continue a run; a checkpoint counts by its content."""
+        """The fields that must match for `--resume` to continue a run (`seeds` may grow: see _check_resume); a
+        checkpoint counts by its content."""
         d = asdict(self)
         for k in ("run_dir", "workers", "episodes", "episode_ids", "tasks", "max_attempts", "chunk_timeout",
                   "episode_timeout", "backend", "ray_address", "policy_process"):
@@ -106,7 +113,13 @@ def policy_identity(policy: str) -> str:
 
 
 def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
-    """All episodes of the run in task-major order. Unknown tasks or episode ids raise with the valid ones."""
+    """All (episode, seed index) pairs of the run, task-major, seed-major within a task. Unknown tasks or episode ids
+    raise with the valid ones.
+
+    Seed-major: a run stopped part-way holds whole seeds of a task (every init state under seed 0 before any under
+    seed 1), so its seed 0 is the plain protocol run and compares to other runs; episode-major would leave some init
+    states not run at all, and init states differ far more than seeds. (The dispatcher keeps a worker on its task,
+    env creation costs seconds, so tasks still finish one after another.)"""
     specs = []
     for suite in config.suites:
         tasks = list_tasks(suite, config.env_options)
@@ -114,7 +127,8 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
         check_task_indices(suite, chosen, config.env_options)
         for t in chosen:
             ids = tasks[t].choose_episodes(config.episodes, config.episode_ids)
-            specs += [EpisodeSpec(suite, t, i, episode_seed(config.seed, suite, t, i), tasks[t].name) for i in ids]
+            specs += [EpisodeSpec(suite, t, i, episode_seed(config.seed + k, suite, t, i), tasks[t].name, k)
+                      for k in range(config.seeds) for i in ids]
     return specs
 
 
@@ -206,13 +220,7 @@ def _prepare_run_dir(config: EvalConfig, resume: bool) -> tuple[Path, list[dict]
                               "--run-dir")
     rows, identity = [], config.identity()
     if resume and cfg_path.exists():
-        saved = json.loads(cfg_path.read_text())
-        if saved["identity"] != identity:
-            changed = sorted(k for k in set(saved["identity"]) | set(identity)
-                             if saved["identity"].get(k) != identity.get(k))
-            raise ValueError(f"{cfg_path} was written by a different evaluation config ({', '.join(changed)} "
-                             f"changed; a checkpoint counts by its content); cannot resume it:\n"
-                             f"saved {saved['identity']}\nnow   {identity}")
+        _check_resume(cfg_path, json.loads(cfg_path.read_text())["identity"], identity)
         drop_torn_tail(episodes_path)
         rows = load_episode_rows(episodes_path)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -220,8 +228,19 @@ def _prepare_run_dir(config: EvalConfig, resume: bool) -> tuple[Path, list[dict]
     return run_dir, rows
 
 
-def _row_key(row: dict) -> tuple[str, int, int]:
-    return row["suite"], row["task_index"], row["episode_id"]
+def _check_resume(cfg_path: Path, saved: dict, identity: dict) -> None:
+    """Refuse to resume a run of another config. More seeds than the run had are the same run extended (its rows
+    stay valid); fewer would leave rows results.json does not count. A run from before `seeds` had one."""
+    saved = {"seeds": 1, **saved}
+    same = {k: v for k, v in saved.items() if k != "seeds"} == {k: v for k, v in identity.items() if k != "seeds"}
+    if not same:
+        changed = sorted(k for k in set(saved) | set(identity) if k != "seeds" and saved.get(k) != identity.get(k))
+        raise ValueError(f"{cfg_path} was written by a different evaluation config ({', '.join(changed)} "
+                         f"changed; a checkpoint counts by its content); cannot resume it:\n"
+                         f"saved {saved}\nnow   {identity}")
+    if identity["seeds"] < saved["seeds"]:
+        raise ValueError(f"{cfg_path.parent} was run with --seeds {saved['seeds']}; a resume may add seeds, not drop "
+                         f"them: pass --seeds {saved['seeds']} or more (or evaluate into another --run-dir)")
 
 
 def wall_seconds(rows: list[dict], session: str, elapsed: float) -> float:
@@ -238,13 +257,14 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) ->
     specs = plan_episodes(config)  # validates suites, tasks and episode ids before anything starts
     suite_info = describe_suites(config)  # checks each suite's environment and assets before any worker starts
     check_policy(config, specs)
+    lineage = read_lineage(config.policy)  # read now: a malformed lineage.json is one error, not a lost run's end
     run_dir, rows = _prepare_run_dir(config, resume)
     episodes_path = run_dir / EPISODES_FILE
-    finished = {_row_key(r) for r in rows if not r.get("error")}
+    finished = {row_key(r) for r in rows if not r.get("error")}
     todo = [s for s in specs if s.key not in finished]
     wanted = {s.key for s in specs}
     earlier = load_episode_rows(episodes_path)  # every session's rows, for the wall time
-    rows = [r for r in rows if _row_key(r) in wanted and not r.get("error")]
+    rows = [r for r in rows if row_key(r) in wanted and not r.get("error")]
     session, t0 = uuid.uuid4().hex[:12], time.perf_counter()
     interrupted = None
     try:
@@ -258,10 +278,11 @@ def evaluate(config: EvalConfig, resume: bool = False, progress: bool = True) ->
                                      session=(session, t0))
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (process_lifecycle.Terminated)
         interrupted = e
-        rows = [r for r in load_episode_rows(episodes_path) if _row_key(r) in wanted]
+        rows = [r for r in load_episode_rows(episodes_path) if row_key(r) in wanted]
     wall = wall_seconds(earlier + rows, session, time.perf_counter() - t0)
     results = write_results(run_dir, config, rows, wall_seconds=wall,
-                            complete=interrupted is None and len(rows) >= len(specs), suites=suite_info)
+                            complete=interrupted is None and len(rows) >= len(specs), suites=suite_info,
+                            policy_lineage=lineage)
     if interrupted is not None:
         raise type(interrupted)(f"{interrupted.args[0] if interrupted.args else 'interrupted'}; partial results "
                                 f"in {run_dir / 'results.json'}")
@@ -284,7 +305,8 @@ def _run_workers(config: EvalConfig, todo: list[EpisodeSpec], episodes_path: Pat
     else:
         pool = WorkerPool(config, n_workers, config.limits(), python)
     new_rows: list[dict] = []
-    bar = tqdm(total=len(todo), desc="episodes", unit="ep", disable=not progress, dynamic_ncols=True)
+    desc = "episodes" if config.seeds == 1 else f"episodes x {config.seeds} seeds"  # the total counts every seed's run
+    bar = tqdm(total=len(todo), desc=desc, unit="ep", disable=not progress, dynamic_ncols=True)
 
     def record(row: dict) -> None:
         row = {**row, "session": session[0], "session_seconds": round(time.perf_counter() - session[1], 3)}

@@ -1,8 +1,10 @@
 """Markdown tables from results.json files: one row per run, one column per suite, plus the overall figure.
 
 The cell is success by default, or any suite metric (`metric=`): a rate in percent with its 95% Wilson interval, a
-mean with its standard error, each with its episode count. A suite whose results do not compare to published
-numbers (e.g. SimplerEnv on stand-in assets) is marked in its cell and explained under the table.
+mean with its standard error, each with its episode count; a run of several seeds shows its mean over seeds, the
+interval of vla_bench/eval/metrics.py, episodes x seeds and the lowest-highest per-seed value. A suite whose results
+do not compare to published numbers (e.g. SimplerEnv on stand-in assets) is marked in its cell and explained under
+the table.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ def _cell(summary: dict | None, metric: str) -> str:
         return "-"
     # Errored episodes count as failures: say how many, or a broken run reads as a real 0%.
     errors = f", {summary['errors']} errors" if summary.get("errors") else ""
-    if m["kind"] == "rate":
+    rate = m["kind"] == "rate"
+    n = m["n"]
+    if m.get("seeds", 1) > 1:  # episodes x seeds, and the spread of the per-seed values
+        grid = f"{m['n_episodes']}x{m['seeds']}"
+        per_seed = [100 * v if rate else v for v in m["per_seed"] if v is not None]
+        spread = f"{min(per_seed):.0f}-{max(per_seed):.0f}" if rate else f"{min(per_seed):.3g}-{max(per_seed):.3g}"
+        n = f"{grid if n == m['n_episodes'] * m['seeds'] else f'{n} of {grid}'}, seeds {spread}"
+    if rate:
         lo, hi = m["ci95"]
-        return f"{100 * m['value']:.1f} [{100 * lo:.0f}, {100 * hi:.0f}] (n={m['n']}{errors})"
+        return f"{100 * m['value']:.1f} [{100 * lo:.0f}, {100 * hi:.0f}] (n={n}{errors})"
     se = "" if m["stderr"] is None else f" \u00b1 {m['stderr']:.3g}"
-    return f"{m['value']:.3g}{se} (n={m['n']}{errors})"
+    return f"{m['value']:.3g}{se} (n={n}{errors})"
 
 
 def _not_comparable(results: dict, suite: str) -> str | None:

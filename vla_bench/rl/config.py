@@ -49,6 +49,7 @@ class RLConfig:
     device: str = "cpu"
     tensorboard: bool = True  # also write TensorBoard events (if the package is importable); CSV always
     progress: bool = True  # progress bar over iterations
+    extra: dict = field(default_factory=dict)  # free-form notes (a pipeline's stage label and name) for the lineage
 
     def __post_init__(self):
         if self.noise not in ("flow_sde", "flow_noise"):
@@ -81,7 +82,7 @@ class RLConfig:
 
     # Fields that may differ when a run is resumed (the rest must match the saved config).
     RESUMABLE = ("total_env_steps", "max_iterations", "progress", "threads", "tensorboard", "workers", "backend",
-                 "ray_address")
+                 "ray_address", "extra")
 
     def resume_mismatch(self, saved: dict) -> list[str]:
         now = self.to_dict()

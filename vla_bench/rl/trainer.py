@@ -2,7 +2,8 @@
 
 Run directory (`RLConfig.out`):
   policy/          the latest checkpoint (config.json, model.safetensors, norm_stats.json: `vla-bench eval --policy
-                   <out>/policy`) and rl_state.pt (heads, optimizer, iteration, counters, RNG) written with it
+                   <out>/policy`), its lineage.json (parent: the --init checkpoint's lineage) and rl_state.pt
+                   (heads, optimizer, iteration, counters, RNG) written with it
   rl_config.json   the run's config; a resumed run must match it (except the budget and speed knobs)
   metrics.csv      one row per iteration (+ TensorBoard events when available)
 A checkpoint is written to policy.tmp/ and swapped in by renames, so a kill at any moment leaves a whole one.
@@ -23,6 +24,7 @@ from tqdm import tqdm
 from vla_bench.adapter import ActionAdapter
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.registry import list_tasks
+from vla_bench.lineage import make_lineage, write_lineage
 from vla_bench.metric_log import MetricLogger
 from vla_bench.policies.flow_vla.checkpoint import load_checkpoint, save_checkpoint
 from vla_bench.policies.flow_vla.policy import FlowVLAPolicy
@@ -58,10 +60,17 @@ def latest_checkpoint(out: Path) -> Path | None:
     return None
 
 
-def save_iteration(out: Path, agent: ChunkAgent, ckpt, optimizer, state: RunState) -> Path:
+def save_iteration(out: Path, agent: ChunkAgent, ckpt, optimizer, state: RunState, config: RLConfig) -> Path:
     tmp, final, prev = out / (POLICY_DIR + ".tmp"), out / POLICY_DIR, out / (POLICY_DIR + ".prev")
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(agent.model, tmp, ckpt.norm_stats, ckpt.embodiments)
+    done = state.env_steps >= config.total_env_steps
+    write_lineage(tmp, make_lineage(
+        "rl", final, data={"suite": config.suite, "tasks": config.tasks, "env_options": config.env_kwargs()},
+        config=config.to_dict(), parent_path=config.init,
+        progress={"iteration": state.iteration, "env_steps": state.env_steps,
+                  "total_env_steps": config.total_env_steps, "complete": done},
+        label=config.extra.get("label"), pipeline=config.extra.get("pipeline")))
     heads = {k: v for k, v in agent.state_dict().items() if not k.startswith("model.")}
     torch.save({"heads": heads, "optimizer": optimizer.state_dict(), "run": state.__dict__}, tmp / STATE_FILE)
     shutil.rmtree(prev, ignore_errors=True)
@@ -179,7 +188,7 @@ def train(config: RLConfig) -> dict:
                             "charts/lr_actor": optimizer.param_groups[0]["lr"],
                             "charts/noise_std": _noise_std(agent, buffer)})
             logger.log(state.iteration, metrics)
-            save_iteration(out, agent, ckpt, optimizer, state)
+            save_iteration(out, agent, ckpt, optimizer, state, config)
             bar.update(rollout.env_steps)
             bar.set_postfix(it=state.iteration, success=f"{metrics.get('charts/success', float('nan')):.2f}",
                             kl=f"{metrics['losses/approx_kl']:.3f}")

@@ -3,6 +3,7 @@
 <out>/config.json, model.safetensors, norm_stats.json  the checkpoint `vla-bench eval --policy <out>` loads
 <out>/norm_stats_by_source.json                        quantile stats of every (source, embodiment) of the stage
 <out>/stage.json                                       stage, parent, data, train config, progress
+<out>/lineage.json                                     the checkpoint's ancestry (vla_bench/lineage.py)
 <out>/train_state.pt                                   model, optimizer, scheduler, step, sample counts (resume)
 <out>/logs/                                            metrics.csv and TensorBoard events
 
@@ -22,6 +23,7 @@ from vla_bench.actions import NormStats
 from vla_bench.atomic_write import replace_atomically, write_json_atomically
 from vla_bench.embodiment import EmbodimentSpec
 from vla_bench.eval.results import git_revision, package_versions
+from vla_bench.lineage import make_lineage, write_lineage
 from vla_bench.policies.flow_vla.checkpoint import WEIGHTS_FILE, read_config, read_weights, save_checkpoint
 from vla_bench.policies.flow_vla.config import TinyBackboneConfig, VLAConfig, preset_config
 from vla_bench.policies.flow_vla.model import FlowVLA
@@ -86,6 +88,11 @@ def save_stage(out: Path, model: FlowVLA, norm_stats: NormStats, specs: list[Emb
                          "state": None if s.state is None else s.state.to_dict()}
         for (src, emb), s in all_stats.items()})
     write_json_atomically(out / STAGE_FILE, {**record, "versions": package_versions(), "git_revision": git_revision()})
+    train = record["train"]
+    write_lineage(out, make_lineage(
+        record["stage"], out, data=record["data"], config=train, parent_path=train["init"],
+        progress={k: record[k] for k in ("step", "steps", "complete", "samples_seen")},
+        label=train["extra"].get("label"), pipeline=train["extra"].get("pipeline")))
 
 
 def save_train_state(out: Path, state: dict) -> None:

@@ -101,7 +101,8 @@ def to_model_inputs(batch: dict, rows: slice, length: int, device: torch.device
                     ) -> tuple[PrefixInputs, torch.Tensor, torch.Tensor]:
     """Rows `rows` of a sampler batch as (PrefixInputs, actions [b, length, K], mask [b, length, K]) on `device`."""
     images = {v: torch.from_numpy(x[rows]) for v, x in batch["images"].items()}
-    inputs = PrefixInputs(list(batch["prompt"][rows]), torch.from_numpy(batch["state"][rows]), images)
+    valid = {v: torch.from_numpy(x[rows]) for v, x in batch.get("image_valid", {}).items()}
+    inputs = PrefixInputs(list(batch["prompt"][rows]), torch.from_numpy(batch["state"][rows]), images, valid)
     actions = torch.from_numpy(batch["actions"][rows, :length])
     mask = torch.from_numpy(batch["mask"][rows, :length])
     return inputs.to(device), actions.to(device), mask.to(device)

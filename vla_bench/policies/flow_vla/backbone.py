@@ -17,9 +17,15 @@ class PrefixInputs:
     prompts: list[str]  # embodiment prompts (vla_bench.embodiment.embodiment_prompt), one per sample
     state: torch.Tensor  # float [B, S], normalized; zero-padded by the backbone to its state_dim
     images: dict[str, torch.Tensor] = field(default_factory=dict)  # view tag -> uint8 [B, H, W, 3]
+    # view tag -> bool [B]: False where a sample has no such camera (a batch mixing embodiments: LIBERO's two views
+    # beside SimplerEnv's one); its image is padding and its tokens are masked. Missing tag: valid everywhere.
+    image_valid: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
         b = len(self.prompts)
+        for tag, valid in self.image_valid.items():
+            if tag not in self.images or valid.shape != (b,) or valid.dtype != torch.bool:
+                raise ValueError(f"image_valid[{tag!r}] must be bool [B={b}] for a view present in images")
         if self.state.ndim != 2 or self.state.shape[0] != b:
             raise ValueError(f"state must be [B={b}, S], got {tuple(self.state.shape)}")
         for tag, img in self.images.items():
@@ -31,7 +37,8 @@ class PrefixInputs:
         return len(self.prompts)
 
     def to(self, device: torch.device | str) -> "PrefixInputs":
-        return PrefixInputs(self.prompts, self.state.to(device), {k: v.to(device) for k, v in self.images.items()})
+        return PrefixInputs(self.prompts, self.state.to(device), {k: v.to(device) for k, v in self.images.items()},
+                            {k: v.to(device) for k, v in self.image_valid.items()})
 
 
 class Backbone(Protocol):

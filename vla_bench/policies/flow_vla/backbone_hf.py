@@ -125,10 +125,13 @@ class HfBackbone(nn.Module):
         tags = list(inputs.images) if self.use_images else []
         if self.use_images and not tags:
             raise ValueError("this backbone was configured with use_images=True but the inputs hold no images")
-        views = "".join(self.config.view_template.format(tag=tag, image=self.processor.image_token) for tag in tags)
-        texts = [views + prompt for prompt in inputs.prompts]
+        # Each sample names only the views it has (a batch may mix embodiments with other cameras).
+        present = [[t for t in tags if t not in inputs.image_valid or bool(inputs.image_valid[t][i])]
+                   for i in range(inputs.batch_size)]
+        texts = ["".join(self.config.view_template.format(tag=t, image=self.processor.image_token) for t in own)
+                 + prompt for own, prompt in zip(present, inputs.prompts)]
         # The processor wants one flat list of images in text order: sample by sample, view by view.
-        images = [inputs.images[tag][i].cpu().numpy() for i in range(inputs.batch_size) for tag in tags]
+        images = [inputs.images[t][i].cpu().numpy() for i, own in enumerate(present) for t in own]
         return dict(self.processor(text=texts, images=images or None, return_tensors="pt", padding=True))
 
     def save_files(self, directory: str | Path) -> None:

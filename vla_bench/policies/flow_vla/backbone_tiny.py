@@ -78,5 +78,11 @@ class TinyBackbone(nn.Module):
             return [], []
         if not inputs.images:
             raise ValueError("this backbone was configured with use_images=True but the inputs hold no images")
-        tokens = [self.patches(img.to(self.state_proj.weight.device), tag) for tag, img in inputs.images.items()]
-        return tokens, [torch.ones(t.shape[:2], dtype=torch.bool, device=t.device) for t in tokens]
+        tokens, valid = [], []
+        for tag, img in inputs.images.items():
+            t = self.patches(img.to(self.state_proj.weight.device), tag)
+            present = inputs.image_valid.get(tag)
+            tokens.append(t)
+            valid.append(torch.ones(t.shape[:2], dtype=torch.bool, device=t.device) if present is None
+                         else present.to(t.device)[:, None].expand(t.shape[:2]))
+        return tokens, valid
