@@ -144,3 +144,15 @@ def test_yaml_and_toml_read_alike(tmp_path):
     a, b = (PipelineConfig.from_dict(load_config_file(tmp_path / f)) for f in ("p.yaml", "p.toml"))
     assert a.stages == b.stages and a.evaluation == b.evaluation == {"toy_reach": {"episode_ids": [0, 1, 2],
                                                                                    "tasks": None}}
+
+
+def test_collect_entries_default_to_the_scripted_reference():
+    doc = {"name": "t", "data": {"demos": {"collect": {"suites": "libero_object", "tasks": "0-1",
+                                                       "episode_ids": "25-27"}}},
+           "stages": [{"stage": "sft", "data": ["demos"]}]}
+    entry = PipelineConfig.from_dict(doc).data["demos"]
+    assert entry.options == {"suites": "libero_object", "policy": "scripted", "tasks": [0, 1],
+                             "episode_ids": [25, 26, 27]}
+    del doc["data"]["demos"]["collect"]["suites"]
+    with pytest.raises(ValueError, match="`suites`"):
+        PipelineConfig.from_dict(doc)

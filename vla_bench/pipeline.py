@@ -134,7 +134,9 @@ class PipelineConfig:
                 options = {"path": str(options)}
             elif kind == "collect":
                 _check_keys(f"data.{dname}.collect", options, _field_names(CollectConfig) - {"out"})
-                options = {**options, "tasks": _ids(options.get("tasks")),
+                if "suites" not in options:
+                    raise ValueError(f"data.{dname}.collect: `suites` (the suite or suites to record) is required")
+                options = {"policy": "scripted", **options, "tasks": _ids(options.get("tasks")),
                            "episode_ids": _ids(options.get("episode_ids"))}
             else:
                 _check_keys(f"data.{dname}.synth", options, ("episodes", "seed", "robots"))

@@ -168,8 +168,11 @@ def stage_table(paths: list[str | Path], metric: str = "success", reference: str
     groups = list(dict.fromkeys(r.group for r in rows.values()))  # in the order the files were given
     ordered = sorted(rows.values(), key=lambda r: (groups.index(r.group), r.depth, STAGES.index(r.stage), r.label))
     for i, r in enumerate(ordered):
-        opens_group = i == 0 or ordered[i - 1].group != r.group
-        r.title = r.label.upper() if opens_group else f"+ {r.label.upper()}"
+        # "+ SFT" when a row above (same pipeline) is its ancestor, as in the paper; a branch of a pipeline that
+        # starts elsewhere (SFT from scratch beside SFT from T2A) keeps its plain label.
+        ancestors = set(r.lineage.split(" > ")[:-1])
+        follows = any(o.group == r.group and o.label in ancestors for o in ordered[:i])
+        r.title = f"+ {r.label.upper()}" if follows else r.label.upper()
     table = StageTable(metric=metric, suites=suites, rows=ordered)
     if reference:
         table.reference = load_reference(reference, metric, suites)
