@@ -156,3 +156,24 @@ def test_rl_buffer_groups_by_task_id_not_instruction():
     adv = normalize_per_group(torch.tensor([1.0, 3.0, 5.0, 3.0, 5.0, 9.0]), buffer.flat_task_ids())
     task0 = adv[[0, 1, 3, 4]]
     assert task0.mean().abs() < 1e-6 and task0.std() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_named_episode_ids_go_to_the_tasks_that_have_them():
+    """R2R's ids are unique across its tasks (one per scene): each task runs the named ids it has; LIBERO-style
+    suites, where every task has every id, run them all in every task."""
+    from vla_bench.envs.spec import TaskInfo, episodes_by_task
+
+    def task(index, ids):
+        return TaskInfo(suite="s", index=index, name=f"t{index}", instruction="go", max_steps=10,
+                        episode_ids=tuple(ids), default_episodes=len(ids), embodiment="toy_reach")
+
+    scenes = [task(0, range(1, 41)), task(1, range(41, 81))]
+    assert episodes_by_task(scenes, ids=[3, 1, 45]) == {0: [3, 1], 1: [45]}
+    assert episodes_by_task(scenes, ids=[2]) == {0: [2]}  # a scene without any named id is left out
+    with pytest.raises(IndexError, match=r"no task of s has episode ids \[99\] \(task 0: 1..40; task 1: 41..80\)"):
+        episodes_by_task(scenes, ids=[1, 99])
+    shared = [task(0, range(50)), task(1, range(50))]
+    assert episodes_by_task(shared, ids=[4, 9]) == {0: [4, 9], 1: [4, 9]}
+    assert episodes_by_task(shared, count=2) == {0: [0, 1], 1: [0, 1]}
+    with pytest.raises(IndexError, match="has episode ids 0..49"):
+        episodes_by_task(shared[:1], ids=[60])

@@ -28,6 +28,7 @@ from vla_bench.data.lerobot import DatasetWriter, Episode
 from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.base import TaskEnv
 from vla_bench.envs.registry import check_task_indices, expand_suites, get_suite, list_tasks, make_task_env
+from vla_bench.envs.spec import episodes_by_task
 from vla_bench.eval.episode import episode_seed
 from vla_bench.policies.base import Policy, make_policy
 
@@ -105,6 +106,12 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
         check_task_indices(suite, config.tasks or (), config.env_options)
         tasks = list_tasks(suite, config.env_options)
         plan += [(suite, t) for t in tasks if config.tasks is None or t.index in config.tasks]
+    tried: dict[tuple[str, int], list[int]] = {}  # named ids go to the tasks that have them (R2R: unique ids)
+    if config.episode_ids:
+        for suite in config.suites:
+            own = [t for s, t in plan if s == suite]
+            tried |= {(suite, i): ids for i, ids in episodes_by_task(own, None, config.episode_ids).items()}
+        plan = [(s, t) for s, t in plan if (s, t.index) in tried]
     embodiments = {t.embodiment for _, t in plan}
     if len(embodiments) != 1:
         raise ValueError(f"one dataset holds one embodiment; these suites use {sorted(embodiments)}")
@@ -125,8 +132,8 @@ def collect(config: CollectConfig, progress: bool = True) -> dict:
         for suite, task in plan:
             have = sum(1 for s, t, _ in done if (s, t) == (suite, task.index))
             bar.update(min(have, config.episodes))
-            tried = task.choose_episodes(ids=config.episode_ids) if config.episode_ids else task.episode_ids
-            todo = [i for i in tried if (suite, task.index, i) not in done and (suite, task.index, i) not in failed]
+            todo = [i for i in tried.get((suite, task.index), task.episode_ids)
+                    if (suite, task.index, i) not in done and (suite, task.index, i) not in failed]
             env = None  # built on the first episode needed: a LIBERO env costs seconds, a finished task none
             try:
                 for episode_id in todo:

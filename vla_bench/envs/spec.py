@@ -90,6 +90,22 @@ class TaskInfo:
         return list(self.episode_ids[:n])
 
 
+def episodes_by_task(tasks: list[TaskInfo], count: int | None = None,
+                     ids: list[int] | None = None) -> dict[int, list[int]]:
+    """The episode ids each task runs (see `TaskInfo.choose_episodes`). Named ids in suites whose ids are unique
+    across tasks (R2R / RxR: one task per scene, the episodes file's ids) go to the tasks that have them, and a task
+    with none of them is left out; an id no task has is an error. Where every task has every id (LIBERO's init
+    states), each task runs them all, as before."""
+    if ids is None or len({t.episode_ids for t in tasks}) <= 1:
+        return {t.index: t.choose_episodes(count, ids) for t in tasks}
+    owned = {t.index: [i for i in ids if i in set(t.episode_ids)] for t in tasks}
+    stray = [i for i in ids if not any(i in v for v in owned.values())]
+    if stray:
+        ranges = "; ".join(f"task {t.index}: {_ranges(t.episode_ids)}" for t in tasks)
+        raise IndexError(f"no task of {tasks[0].suite} has episode ids {stray} ({ranges})")
+    return {t.index: t.choose_episodes(ids=owned[t.index]) for t in tasks if owned[t.index]}
+
+
 def parse_ids(text: str) -> list[int]:
     """'0,3,7' or with inclusive ranges, '25-49,60' -> the integers, in order; ValueError names the text."""
     out = []

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vla_bench.embodiment import get_embodiment
+from vla_bench.envs.spec import episodes_by_task
 from vla_bench.envs.registry import check_task_indices, expand_suites, get_suite, list_tasks
 from vla_bench.envs.suite_python import package_versions, suite_python
 from vla_bench.eval.episode import EpisodeSpec, episode_seed
@@ -125,8 +126,7 @@ def plan_episodes(config: EvalConfig) -> list[EpisodeSpec]:
         tasks = list_tasks(suite, config.env_options)
         chosen = range(len(tasks)) if config.tasks is None else config.tasks
         check_task_indices(suite, chosen, config.env_options)
-        for t in chosen:
-            ids = tasks[t].choose_episodes(config.episodes, config.episode_ids)
+        for t, ids in episodes_by_task([tasks[t] for t in chosen], config.episodes, config.episode_ids).items():
             specs += [EpisodeSpec(suite, t, i, episode_seed(config.seed + k, suite, t, i), tasks[t].name, k)
                       for k in range(config.seeds) for i in ids]
     return specs

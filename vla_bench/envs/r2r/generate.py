@@ -97,7 +97,7 @@ def generate_episodes(scenes: str | Path, out: str | Path, per_scene: int = 10, 
             text = f"walk about {round(d)} meters {_direction(*to_agent_frame(start, heading, goal))} and stop"
             eid = len(episodes) + 1
             episodes.append({
-                "episode_id": eid, "trajectory_id": eid, "scene_id": str(scene_file.relative_to(scenes_dir)),
+                "episode_id": eid, "trajectory_id": eid, "scene_id": str(scene_file.resolve().relative_to(scenes_dir)),
                 "start_position": [round(float(x), 6) for x in start],
                 "start_rotation": [round(x, 6) for x in heading_to_quaternion(heading)],
                 "info": {"geodesic_distance": round(d, 6)},
