@@ -4,6 +4,7 @@ modes."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -187,6 +188,11 @@ def test_trainer_checkpoints_each_iteration_and_resumes(tmp_path, mode, toy_chec
     assert state_1["run"]["iteration"] == 1 and state_1["optimizer"]["state"]  # Adam moments were saved
     policy = load_policy(tmp_path / "rl/policy", "toy_point")  # what `vla-bench eval --policy <out>/policy` does
     assert policy.num_steps == 3 and policy.model.config.flow.num_steps == 3
+    # Every embodiment's stats and the lineage (parent: the SFT checkpoint) travel with the RL checkpoint.
+    assert (tmp_path / "rl/policy/norm_stats_by_source.json").read_text() == \
+        (init / "norm_stats_by_source.json").read_text()
+    lineage = json.loads((tmp_path / "rl/policy/lineage.json").read_text())
+    assert lineage["stage"] == "rl" and lineage["parent"]["stage"] == "sft" and lineage["progress"]["iteration"] == 3
     with pytest.raises(ValueError, match="different run config"):
         train(_toy_config(init, tmp_path / "rl", noise=mode, max_iterations=4, gamma=0.5))
 

@@ -103,6 +103,14 @@ def test_each_stage_trains_and_writes_a_loadable_checkpoint(data, tmp_path, stag
     chunk = policy.act(env.reset(0, 0, images=policy.needs_images))
     assert chunk.actions.shape == (EMBODIMENT.chunk_size, 32) and np.isfinite(chunk.actions).all()
     assert chunk.mask[:, :EMBODIMENT.action_dim].all() and not chunk.mask[:, EMBODIMENT.action_dim:].any()
+    if stage == "cpt":  # trained on two embodiments: each one un-normalizes with its own source's stats
+        from vla_bench.embodiment import get_embodiment
+        from vla_bench.policies.flow_vla.checkpoint import load_checkpoint
+
+        widowx = load_checkpoint(tmp_path / stage, get_embodiment("bridge_widowx")).norm_stats
+        by_source = json.loads((tmp_path / stage / "norm_stats_by_source.json").read_text())
+        np.testing.assert_allclose(widowx.action.q99, by_source["synthetic/bridge_widowx"]["action"]["q99"])
+        assert load_checkpoint(tmp_path / stage, EMBODIMENT).norm_stats.embodiment == EMBODIMENT.name
 
 
 def test_t2a_freezes_the_backbone_drops_images_and_records_its_parent(data, tmp_path):

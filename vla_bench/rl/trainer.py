@@ -26,7 +26,7 @@ from vla_bench.embodiment import get_embodiment
 from vla_bench.envs.registry import list_tasks
 from vla_bench.lineage import make_lineage, write_lineage
 from vla_bench.metric_log import MetricLogger
-from vla_bench.policies.flow_vla.checkpoint import load_checkpoint, save_checkpoint
+from vla_bench.policies.flow_vla.checkpoint import ALL_STATS_FILE, load_checkpoint, save_checkpoint
 from vla_bench.policies.flow_vla.policy import FlowVLAPolicy
 from vla_bench.rl.agent import ChunkAgent
 from vla_bench.rl.buffer import RolloutBuffer, compute_gae
@@ -64,6 +64,8 @@ def save_iteration(out: Path, agent: ChunkAgent, ckpt, optimizer, state: RunStat
     tmp, final, prev = out / (POLICY_DIR + ".tmp"), out / POLICY_DIR, out / (POLICY_DIR + ".prev")
     shutil.rmtree(tmp, ignore_errors=True)
     save_checkpoint(agent.model, tmp, ckpt.norm_stats, ckpt.embodiments)
+    if (Path(config.init) / ALL_STATS_FILE).is_file():  # the other embodiments' stats: still evaluable on them
+        shutil.copy(Path(config.init) / ALL_STATS_FILE, tmp / ALL_STATS_FILE)
     done = state.env_steps >= config.total_env_steps
     write_lineage(tmp, make_lineage(
         "rl", final, data={"suite": config.suite, "tasks": config.tasks, "env_options": config.env_kwargs()},

@@ -2,6 +2,7 @@
 
 <out>/config.json, model.safetensors, norm_stats.json  the checkpoint `vla-bench eval --policy <out>` loads
 <out>/norm_stats_by_source.json                        quantile stats of every (source, embodiment) of the stage
+                                                       (eval un-normalizes a non-primary embodiment with them)
 <out>/stage.json                                       stage, parent, data, train config, progress
 <out>/lineage.json                                     the checkpoint's ancestry (vla_bench/lineage.py)
 <out>/train_state.pt                                   model, optimizer, scheduler, step, sample counts (resume)
@@ -24,14 +25,14 @@ from vla_bench.atomic_write import replace_atomically, write_json_atomically
 from vla_bench.embodiment import EmbodimentSpec
 from vla_bench.eval.results import git_revision, package_versions
 from vla_bench.lineage import make_lineage, write_lineage
-from vla_bench.policies.flow_vla.checkpoint import WEIGHTS_FILE, read_config, read_weights, save_checkpoint
+from vla_bench.policies.flow_vla.checkpoint import (ALL_STATS_FILE, WEIGHTS_FILE, read_config, read_weights,
+                                                    save_checkpoint)
 from vla_bench.policies.flow_vla.config import TinyBackboneConfig, VLAConfig, preset_config
 from vla_bench.policies.flow_vla.model import FlowVLA
 from vla_bench.train.config import TrainConfig
 
 STAGE_FILE = "stage.json"
 STATE_FILE = "train_state.pt"
-ALL_STATS_FILE = "norm_stats_by_source.json"
 IMAGE_ONLY_PREFIX = "backbone.patches."  # weights that exist only in a model that uses images
 
 

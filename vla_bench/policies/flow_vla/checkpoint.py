@@ -15,13 +15,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vla_bench.actions import NORM_STATS_FILE, NormStats
+from vla_bench.actions import NORM_STATS_FILE, NormStats, QuantileNormalizer
 from vla_bench.embodiment import EmbodimentSpec, get_embodiment
 from vla_bench.policies.flow_vla.config import HfBackboneConfig, VLAConfig
 from vla_bench.policies.flow_vla.model import FlowVLA
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
+# Quantile stats of every (source, embodiment) a stage trained on, in the stage's source order: a checkpoint trained on
+# several embodiments un-normalizes a non-primary one with the stats of the first source that has it.
+ALL_STATS_FILE = "norm_stats_by_source.json"
 BACKBONE_DIR = "backbone"
 FORMAT = "vla_bench.flow_vla/1"
 
@@ -81,12 +84,27 @@ def load_checkpoint(directory: str | Path, embodiment: EmbodimentSpec | None = N
     config, specs = read_config(directory)
     if embodiment is not None:
         _check_trained_for(directory / CONFIG_FILE, specs, embodiment)
-    norm_stats = NormStats.load(directory, None if embodiment is None else embodiment.name)
+    norm_stats = load_norm_stats(directory, None if embodiment is None else embodiment.name)
     if embodiment is not None:
         _check_stats_fit(directory / NORM_STATS_FILE, norm_stats, embodiment)
     model = FlowVLA(config, pretrained=False)
     load_weights(model, directory / WEIGHTS_FILE)
     return Checkpoint(model=model.to(device), embodiments=specs, norm_stats=norm_stats)
+
+
+def load_norm_stats(directory: Path, embodiment: str | None) -> NormStats:
+    """norm_stats.json (the primary embodiment's), else the embodiment's entry in norm_stats_by_source.json."""
+    primary = NormStats.load(directory)
+    if embodiment is None or primary.embodiment == embodiment:
+        return primary
+    path = directory / ALL_STATS_FILE
+    entries = json.loads(path.read_text()).values() if path.is_file() else []
+    for d in entries:
+        if d["embodiment"] == embodiment:
+            return NormStats(embodiment, QuantileNormalizer.from_dict(d["action"]),
+                             None if d.get("state") is None else QuantileNormalizer.from_dict(d["state"]))
+    raise CheckpointError(f"{directory / NORM_STATS_FILE} holds statistics for embodiment {primary.embodiment!r}, "
+                          f"and {path} none for {embodiment!r}")
 
 
 def read_weights(path: Path) -> dict[str, torch.Tensor]:
