@@ -19,7 +19,7 @@ def step_rows(run: Path) -> list[dict]:
                "rate": ""}
         summary = step.get("summary") or {}
         if key.startswith("stage/"):
-            stage_file = Path(step["run_dir"]) / "stage.json"
+            stage_file = run / "stages" / key.split("/", 1)[1] / "stage.json"  # the run dir may have moved
             if stage_file.is_file():
                 record = json.loads(stage_file.read_text())
                 images = "images" if record["model"]["use_images"] else "no images"
@@ -27,7 +27,7 @@ def step_rows(run: Path) -> list[dict]:
             elif "env_steps" in summary:  # an RL stage
                 row["rate"] = f"{summary['env_steps'] / step['wall_seconds']:.1f} env steps/s (RL, incl. updates)"
         elif key.startswith("eval/"):
-            results = Path(step["run_dir"]) / "results.json"
+            results = run / key / "results.json"
             if results.is_file():
                 tp = json.loads(results.read_text())["throughput"]
                 row["rate"] = f"{tp['env_steps_per_s']} env steps/s, {summary.get('episodes')} episodes"
