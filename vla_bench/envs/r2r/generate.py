@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -72,7 +73,8 @@ def generate_episodes(scenes: str | Path, out: str | Path, per_scene: int = 10, 
                       progress: bool = True) -> dict:
     """Write `out` (json.gz) and its `_gt.json.gz`; return a summary {episodes, scenes, skipped, out, gt}."""
     files = scene_files(scenes)
-    scenes_dir = (Path(scenes) if Path(scenes).is_dir() else Path(scenes).parent).resolve()
+    # abspath, not resolve: scene files may be symlinks into another folder, and scene_id stays relative to this one
+    scenes_dir = Path(os.path.abspath(Path(scenes) if Path(scenes).is_dir() else Path(scenes).parent))
     radius = max(p.agent_radius for p in PROTOCOLS.values())
     height = max(p.agent_height for p in PROTOCOLS.values())
     rng = np.random.default_rng(seed)
@@ -96,8 +98,9 @@ def generate_episodes(scenes: str | Path, out: str | Path, per_scene: int = 10, 
             heading = float(rng.uniform(-math.pi, math.pi))
             text = f"walk about {round(d)} meters {_direction(*to_agent_frame(start, heading, goal))} and stop"
             eid = len(episodes) + 1
+            scene_id = str(Path(os.path.abspath(scene_file)).relative_to(scenes_dir))
             episodes.append({
-                "episode_id": eid, "trajectory_id": eid, "scene_id": str(scene_file.resolve().relative_to(scenes_dir)),
+                "episode_id": eid, "trajectory_id": eid, "scene_id": scene_id,
                 "start_position": [round(float(x), 6) for x in start],
                 "start_rotation": [round(x, 6) for x in heading_to_quaternion(heading)],
                 "info": {"geodesic_distance": round(d, 6)},
