@@ -16,6 +16,9 @@ EXAMPLES = """examples:
   vla-bench eval --suite libero --policy ckpts/sft --run-dir runs/sft --resume   # finish an interrupted run
   vla-bench table runs/cpt runs/sft runs/rl
   vla-bench table --metric grasped runs/simpler_sft
+  vla-bench table --by stage runs/repro --reference qwen-vla --plot stages.png   # rows CPT / + SFT / + RL
+  vla-bench plot-rl runs/rl --out rl.png
+  vla-bench eval --suite libero_object --tasks 0,1 --seeds 3 --policy checkpoints/tiny_libero_images --image-size 64
   vla-bench collect --suite libero_object --policy scripted --tasks 0,1 --episodes 20 --out data/libero_object
   vla-bench synth --out data/synthetic --episodes 1000 --seed 0   # T2A corpus, one dataset per robot config
   vla-bench train --stage t2a --data data/libero_object --synthetic data/synthetic --out ckpts/t2a --steps 2000
