@@ -106,11 +106,18 @@ class NormStats:
     action: QuantileNormalizer
     state: QuantileNormalizer | None = None
 
+    def to_dict(self) -> dict:
+        return {"embodiment": self.embodiment, "action": self.action.to_dict(),
+                "state": None if self.state is None else self.state.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NormStats":
+        return cls(embodiment=d["embodiment"], action=QuantileNormalizer.from_dict(d["action"]),
+                   state=None if d.get("state") is None else QuantileNormalizer.from_dict(d["state"]))
+
     def save(self, directory: str | Path) -> Path:
         path = Path(directory) / NORM_STATS_FILE
-        d = {"embodiment": self.embodiment, "action": self.action.to_dict(),
-             "state": None if self.state is None else self.state.to_dict()}
-        path.write_text(json.dumps(d, indent=1))
+        path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
 
     @classmethod
@@ -119,9 +126,7 @@ class NormStats:
         if not path.is_file():
             raise FileNotFoundError(f"normalization statistics not found: {path}")
         try:
-            d = json.loads(path.read_text())
-            stats = cls(embodiment=d["embodiment"], action=QuantileNormalizer.from_dict(d["action"]),
-                        state=None if d.get("state") is None else QuantileNormalizer.from_dict(d["state"]))
+            stats = cls.from_dict(json.loads(path.read_text()))
         except (KeyError, ValueError, TypeError) as e:
             raise ValueError(f"{path}: malformed normalization statistics ({e})") from e
         if embodiment is not None and stats.embodiment != embodiment:

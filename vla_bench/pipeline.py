@@ -222,13 +222,13 @@ class Pipeline:
         self.state["config"] = self.config.raw
         write_json_atomically(self.state_path, self.state)
 
-    def _step(self, key: str, fingerprint: str, run, outputs: dict) -> bool:
-        """Run step `key` unless done with this fingerprint; record status and wall seconds. True if it ran."""
+    def _step(self, key: str, fingerprint: str, run, outputs: dict) -> None:
+        """Run step `key` unless done with this fingerprint; record status and wall seconds."""
         self.fingerprints[key] = fingerprint
         rec = self.state["steps"].get(key)
         if rec and rec.get("fingerprint") == fingerprint and rec.get("status") == "done":
             self.log(f"[pipeline] {key}: done ({rec['wall_seconds']:.0f} s), skipped")
-            return False
+            return
         if rec and rec.get("fingerprint") != fingerprint:
             rec = None  # the step's config (or an input's) changed: it starts over
             for path in outputs.get("clear", []):
@@ -243,17 +243,14 @@ class Pipeline:
         self.log(f"[pipeline] {key}: running")
         t0 = time.perf_counter()
         try:
-            summary = run()
+            rec.update(summary=run(), status="done")
         except BaseException:
-            rec["wall_seconds"] += time.perf_counter() - t0
             rec["status"] = "interrupted"
-            self._save()
             raise
-        rec["wall_seconds"] += time.perf_counter() - t0
-        rec.update(status="done", summary=summary)
-        self._save()
+        finally:
+            rec["wall_seconds"] += time.perf_counter() - t0
+            self._save()
         self.log(f"[pipeline] {key}: done in {rec['wall_seconds']:.0f} s")
-        return True
 
     def run(self) -> dict:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -348,13 +345,11 @@ class Pipeline:
 
 def _mean_samples_per_s(run_dir: Path) -> float | None:
     """Mean of the training log's samples/s column (the stage's throughput on this machine)."""
-    import csv
+    from vla_bench.metric_log import CSV_FILE, read_metrics
 
-    path = run_dir / "logs" / "metrics.csv"
-    if not path.is_file():
+    if not (run_dir / "logs" / CSV_FILE).is_file():
         return None
-    with path.open() as f:
-        rates = [float(r["charts/samples_per_s"]) for r in csv.DictReader(f) if r.get("charts/samples_per_s")]
+    rates = [r["charts/samples_per_s"] for r in read_metrics(run_dir / "logs") if "charts/samples_per_s" in r]
     return round(sum(rates) / len(rates), 1) if rates else None
 
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 import io
 import json
 import os
-from dataclasses import dataclass, field
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 

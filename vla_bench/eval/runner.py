@@ -27,8 +27,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from vla_bench.embodiment import get_embodiment
-from vla_bench.envs.spec import episodes_by_task
 from vla_bench.envs.registry import check_task_indices, expand_suites, get_suite, list_tasks
+from vla_bench.envs.spec import episodes_by_task
 from vla_bench.envs.suite_python import package_versions, suite_python
 from vla_bench.eval.episode import EpisodeSpec, episode_seed
 from vla_bench.eval.pool import Dispatcher, EvalFatalError, Limits, WorkerPool

@@ -84,10 +84,8 @@ def save_stage(out: Path, model: FlowVLA, norm_stats: NormStats, specs: list[Emb
                all_stats: dict[tuple[str, str], NormStats], record: dict) -> None:
     """The checkpoint files, every source's stats, and the stage record."""
     save_checkpoint(model, out, norm_stats, specs)
-    write_json_atomically(out / ALL_STATS_FILE, {
-        f"{src}/{emb}": {"source": src, "embodiment": emb, "action": s.action.to_dict(),
-                         "state": None if s.state is None else s.state.to_dict()}
-        for (src, emb), s in all_stats.items()})
+    write_json_atomically(out / ALL_STATS_FILE, {f"{src}/{emb}": {"source": src, **s.to_dict()}
+                                                for (src, emb), s in all_stats.items()})
     write_json_atomically(out / STAGE_FILE, {**record, "versions": package_versions(), "git_revision": git_revision()})
     train = record["train"]
     write_lineage(out, make_lineage(

@@ -15,7 +15,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from vla_bench.actions import NORM_STATS_FILE, NormStats, QuantileNormalizer
+from vla_bench.actions import NORM_STATS_FILE, NormStats
 from vla_bench.embodiment import EmbodimentSpec, get_embodiment
 from vla_bench.policies.flow_vla.config import HfBackboneConfig, VLAConfig
 from vla_bench.policies.flow_vla.model import FlowVLA
@@ -101,8 +101,7 @@ def load_norm_stats(directory: Path, embodiment: str | None) -> NormStats:
     entries = json.loads(path.read_text()).values() if path.is_file() else []
     for d in entries:
         if d["embodiment"] == embodiment:
-            return NormStats(embodiment, QuantileNormalizer.from_dict(d["action"]),
-                             None if d.get("state") is None else QuantileNormalizer.from_dict(d["state"]))
+            return NormStats.from_dict(d)
     raise CheckpointError(f"{directory / NORM_STATS_FILE} holds statistics for embodiment {primary.embodiment!r}, "
                           f"and {path} none for {embodiment!r}")
 
